@@ -1,0 +1,119 @@
+"""libnar's configuration: environment variables and `.env`, one documented table.
+
+Every setting has a default that is safe on a laptop or none at all; nothing here is fetched
+from the network. `libnar settings` prints the table; `docs/settings.md` is generated from it.
+Call sites take explicit arguments that override these (e.g. `SamaClient(api_key=...)`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "get_settings", "settings_table"]
+
+
+class SettingsError(ValueError):
+    """A setting that a call needs is missing or invalid; the message names the variable."""
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+SecretList = Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_commas)]
+
+
+def _env(name: str, description: str, **kwargs: Any) -> Any:
+    """A field read from exactly one environment variable, documented by `description`."""
+    return Field(
+        validation_alias=AliasChoices(name, name.lower()), description=description, **kwargs
+    )
+
+
+class Settings(BaseSettings):
+    """All of libnar's settings. Values come from the environment, then `.env` in the CWD."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_by_name=True
+    )
+
+    # SamaHub API client
+    sama_api_key: SecretStr | None = _env(
+        "SAMA_API_KEY", "SamaHub API key, sent as the `access_key` query parameter.", default=None
+    )
+    sama_api_url: str = _env(
+        "SAMA_API_URL", "Base URL of SamaHub's public API.", default="https://api.sama.com/v2"
+    )
+    sama_dpp_url: str | None = _env(
+        "SAMA_DPP_URL",
+        "Base URL for returning DPP results (`PUT {url}/api/v1/projects/{pid}/tasks/{tid}/"
+        "post_processed`); not the public API's URL.",
+        default=None,
+    )
+    sama_dpp_key: SecretStr | None = _env(
+        "SAMA_DPP_KEY", "Bearer key for returning DPP results to SamaHub.", default=None
+    )
+    sama_timeout: float = _env(
+        "SAMA_TIMEOUT", "Seconds to wait for SamaHub to connect or answer.", default=30.0, gt=0
+    )
+    sama_max_retries: int = _env(
+        "SAMA_MAX_RETRIES",
+        "Retries of a failed SamaHub call that is safe to retry (0 turns retrying off).",
+        default=5,
+        ge=0,
+    )
+
+    # Gateway
+    gateway_secrets: SecretList = _env(
+        "LIBNAR_GATEWAY_SECRETS",
+        "Comma-separated secrets for webhook tokens (HS256): the first signs, all verify.",
+        default_factory=list,
+    )
+    gateway_admin_key: SecretStr | None = _env(
+        "LIBNAR_GATEWAY_ADMIN_KEY",
+        "Bearer key for the gateway's admin endpoints (`/create-token`, `/deploy-json`).",
+        default=None,
+    )
+    dpp_keys: SecretList = _env(
+        "LIBNAR_DPP_KEYS",
+        "Comma-separated bearer keys the gateway accepts on `/dpp-event` (several for rotation).",
+        default_factory=list,
+    )
+    outbox_dir: Path = _env(
+        "LIBNAR_OUTBOX_DIR",
+        "Directory where the gateway writes each accepted event before triggering it.",
+        default=Path(".libnar/outbox"),
+    )
+    max_body_bytes: int = _env(
+        "LIBNAR_MAX_BODY_BYTES",
+        "Largest request body the gateway accepts, in bytes.",
+        default=20_000_000,
+        gt=0,
+    )
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment now, with keyword overrides applied on top."""
+    return Settings(**overrides)
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting: variable, default and meaning."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+        if field.default_factory is not None:
+            default = "(empty)"
+        elif field.default is None:
+            default = "(none)"
+        else:
+            default = f"`{field.default}`"
+        lines.append(f"| `{env}` | {default} | {field.description} |")
+    return "\n".join(lines) + "\n"
