@@ -1,0 +1,34 @@
+"""The build: `[sama-build]` and `deploy.json` -> a checked deployment plan -> Prefect.
+
+Internal (no promise of stability): the `libnar` command, `libnar.testing.assert_build_valid`
+and the gateway's `/deploy-json` call these.
+"""
+
+from __future__ import annotations
+
+from libnar._build._config import SamaBuild
+from libnar._build._deploy_json import DeploymentSpec
+from libnar._build._errors import BuildError, BuildProblem
+from libnar._build._package import FlowPackage, check_package, discover_packages
+from libnar._build._plan import (
+    DeploymentPlan,
+    PackagePlan,
+    make_plan,
+    plan_to_json,
+    plan_to_prefect_yaml,
+)
+
+__all__ = [
+    "BuildError",
+    "BuildProblem",
+    "DeploymentPlan",
+    "DeploymentSpec",
+    "FlowPackage",
+    "PackagePlan",
+    "SamaBuild",
+    "check_package",
+    "discover_packages",
+    "make_plan",
+    "plan_to_json",
+    "plan_to_prefect_yaml",
+]
