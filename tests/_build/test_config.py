@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from libnar._build import BuildError, check_package
-from tests.build.conftest import problems_of, write_package
+from tests._build.conftest import problems_of, write_package
 
 # (sama-build table, what the checked config reads)
 VALID: list[Any] = [
