@@ -210,9 +210,13 @@ def _deployments(
         return []
     specs, found = check_deploy_json(data)
     problems += [BuildProblem(file=path, key=key or None, message=message) for key, message in found]
-    for index, spec in enumerate(specs):
-        for line in flow.check_parameters(spec.parameters):
-            problems.append(BuildProblem(file=path, key=f"deploy[{index}].parameters", message=line))
+    # Parameters are checked for every entry, also one whose schedule is wrong.
+    entries = data.get("deploy") if isinstance(data, dict) else None
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        parameters = entry.get("parameters") if isinstance(entry, dict) else None
+        for line in flow.check_parameters(parameters) if isinstance(parameters, dict) else []:
+            key = f"deploy[{index}].parameters"
+            problems.append(BuildProblem(file=path, key=key, message=line))
     return specs
 
 
