@@ -6,10 +6,18 @@ and the gateway's `/deploy-json` call these.
 
 from __future__ import annotations
 
+from libnar._build._apply import (
+    DeployError,
+    DeploymentChange,
+    apply_plan,
+    apply_plan_sync,
+    export_deploy_json,
+    export_deploy_json_sync,
+)
 from libnar._build._config import SamaBuild
 from libnar._build._deploy_json import DeploymentSpec
 from libnar._build._errors import BuildError, BuildProblem
-from libnar._build._package import FlowPackage, check_package, discover_packages
+from libnar._build._package import FlowPackage, check_package, check_packages, discover_packages
 from libnar._build._plan import (
     DeploymentPlan,
     PackagePlan,
@@ -21,13 +29,20 @@ from libnar._build._plan import (
 __all__ = [
     "BuildError",
     "BuildProblem",
+    "DeployError",
+    "DeploymentChange",
     "DeploymentPlan",
     "DeploymentSpec",
     "FlowPackage",
     "PackagePlan",
     "SamaBuild",
+    "apply_plan",
+    "apply_plan_sync",
     "check_package",
+    "check_packages",
     "discover_packages",
+    "export_deploy_json",
+    "export_deploy_json_sync",
     "make_plan",
     "plan_to_json",
     "plan_to_prefect_yaml",

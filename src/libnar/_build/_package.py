@@ -26,7 +26,7 @@ from libnar._build._deploy_json import DeploymentSpec, check_deploy_json
 from libnar._build._errors import BuildError, BuildProblem
 from libnar.naming import check_path_part, check_script_name, default_deployment_names
 
-__all__ = ["FlowPackage", "check_package", "discover_packages", "load_flow"]
+__all__ = ["FlowPackage", "check_package", "check_packages", "discover_packages", "load_flow"]
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "venv", "build", "dist", "site"}
 _SAMA_BUILD_KEYS = sorted(
@@ -74,6 +74,17 @@ def _iter_packages(folder: Path) -> Iterator[Path]:
             yield child
         else:
             yield from _iter_packages(child)
+
+
+def check_packages(path: Path) -> list[tuple[Path, FlowPackage | BuildError]]:
+    """Check every flow package at or under `path`: each with its result or its problems."""
+    results: list[tuple[Path, FlowPackage | BuildError]] = []
+    for root in discover_packages(path):
+        try:
+            results.append((root, check_package(root, path)))
+        except BuildError as error:
+            results.append((root, error))
+    return results
 
 
 def check_package(root: Path, flows_root: Path | None = None) -> FlowPackage:
