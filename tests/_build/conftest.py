@@ -9,12 +9,19 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from pydantic import TypeAdapter, ValidationError
 
 _LIBNAR_EXTRAS = ("project_id", "task_id", "round", "param", "dep_name", "no_round")
@@ -108,3 +115,59 @@ def problems_of(package: Path, flows_root: Path | None = None) -> list[str]:
     except BuildError as error:
         return [str(problem) for problem in error.problems]
     return []
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A real `prefect server` on 127.0.0.1 for the session; yields its API URL.
+
+    Stopped (and its temporary PREFECT_HOME removed) at the end of the session.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = tempfile.TemporaryDirectory(prefix="libnar-build-prefect-")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": home.name,
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_API_URL": url,
+    }
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    log = Path(home.name) / "server.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=sink, stderr=sink)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        home.cleanup()

@@ -29,6 +29,7 @@ _SCHEDULE_KEYS = {
     "rrule": ("rrule", "timezone"),
 }
 _ALL_SCHEDULE_KEYS = ("anchor_date", "cron", "interval", "rrule", "timezone")
+_PREFECT_RRULE_ANCHOR = "DTSTART:20200101T000000\n"
 
 
 class DeploymentSpec(BaseModel):
@@ -209,7 +210,9 @@ def schedule_from_prefect(schedule: Any) -> dict[str, Any]:
     if isinstance(schedule, CronSchedule):
         found = {"cron": schedule.cron}
     elif isinstance(schedule, RRuleSchedule):
-        found = {"rrule": schedule.rrule}
+        # Prefect stores an rrule without DTSTART with its legacy default anchor in front;
+        # drop it so the rule reads as it was written.
+        found = {"rrule": schedule.rrule.removeprefix(_PREFECT_RRULE_ANCHOR)}
     elif isinstance(schedule, IntervalSchedule):
         seconds = schedule.interval.total_seconds()
         found = {
