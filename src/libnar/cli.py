@@ -57,6 +57,33 @@ def settings() -> None:
 
 # --- build: validate, build, deploy, deploy-json -------------------------------------------
 
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Script name, e.g. fun69_boxes (the type is added).")],
+    script_type: Annotated[
+        Literal["ptp", "prp", "utl"],
+        typer.Option("--type", help="ptp post-processing, prp pre-processing, utl utility."),
+    ] = "ptp",
+    event: Annotated[
+        Literal["webhook", "dpp", "none"],
+        typer.Option(help="The SamaHub event the flow takes (none: runs on a schedule)."),
+    ] = "dpp",
+    flows_dir: Annotated[Path, typer.Option("--dir", help="The flows folder.")] = Path("flows"),
+) -> None:
+    """Write a new flow package that follows the NPS rules, with a sample event and a test."""
+    from libnar._build import ScaffoldError, write_flow_package
+
+    try:
+        root = write_flow_package(name, script_type, event, flows_dir)
+    except ScaffoldError as error:
+        raise fail(str(error)) from None
+    out.print(f"[green]created[/] {root}", highlight=False)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        out.print(f"  {file.relative_to(root)}", highlight=False)
+    out.print(f"next: libnar validate {root} && pytest {root}", highlight=False)
+
+
 FlowsPath = Annotated[
     list[Path] | None,
     typer.Argument(help="Flow packages, or folders to search for them (default: flows/)."),

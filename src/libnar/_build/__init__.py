@@ -18,6 +18,7 @@ from libnar._build._config import SamaBuild
 from libnar._build._deploy_json import DeploymentSpec
 from libnar._build._errors import BuildError, BuildProblem
 from libnar._build._package import FlowPackage, check_package, check_packages, discover_packages
+from libnar._build._scaffold import ScaffoldError, package_name, write_flow_package
 from libnar._build._plan import (
     DeploymentPlan,
     PackagePlan,
@@ -36,6 +37,7 @@ __all__ = [
     "FlowPackage",
     "PackagePlan",
     "SamaBuild",
+    "ScaffoldError",
     "apply_plan",
     "apply_plan_sync",
     "check_package",
@@ -44,6 +46,8 @@ __all__ = [
     "export_deploy_json",
     "export_deploy_json_sync",
     "make_plan",
+    "package_name",
     "plan_to_json",
     "plan_to_prefect_yaml",
+    "write_flow_package",
 ]

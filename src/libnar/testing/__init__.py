@@ -5,4 +5,6 @@ Importing this module is cheap: fixtures import Prefect or the fake SamaHub only
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from libnar.testing._build import assert_build_valid
+
+__all__ = ["assert_build_valid"]
