@@ -17,6 +17,7 @@ from libnar._build import (
 )
 from libnar._build._deploy_json import check_deploy_json
 from libnar.cli import app
+from libnar.testing import PrefectServer
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ WEBHOOK = EXAMPLES / "fun" / "fun69" / "fun69_label_counts_ptp"
 
 
 async def test_deploy_creates_then_updates_never_duplicates_and_exports_what_went_in(
-    prefect_api: str,
+    prefect_server: PrefectServer,
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter
@@ -74,7 +75,7 @@ async def test_deploy_creates_then_updates_never_duplicates_and_exports_what_wen
     assert only["name"] == "nightly"
 
 
-async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(prefect_api: str) -> None:
+async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(prefect_server: PrefectServer) -> None:
     plan = make_plan(check_package(WEBHOOK))
     renamed = plan.model_copy(
         update={"deployments": [d.model_copy(update={"work_pool": "nope"}) for d in plan.deployments]}
@@ -83,7 +84,7 @@ async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(prefect_api
         await apply_plan(renamed)
 
 
-def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_api: str) -> None:
+def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_server: PrefectServer) -> None:
     runner = CliRunner(env={"COLUMNS": "300"})
     created = runner.invoke(app, ["deploy", str(WEBHOOK), "--create-pools"])
     assert created.exit_code == 0, created.output

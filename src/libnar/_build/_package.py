@@ -7,17 +7,13 @@ all of it and raises one `BuildError` with every problem, so a user fixes them i
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import json
 import re
-import sys
 import tomllib
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,6 +21,9 @@ from libnar._build._config import SamaBuild, translate_errors
 from libnar._build._deploy_json import DeploymentSpec, check_deploy_json
 from libnar._build._errors import BuildError, BuildProblem
 from libnar.naming import check_path_part, check_script_name, default_deployment_names
+
+if TYPE_CHECKING:
+    from libnar.flow import NpsFlow
 
 __all__ = ["FlowPackage", "check_package", "check_packages", "discover_packages", "load_flow"]
 
@@ -165,7 +164,7 @@ def check_package(root: Path, flows_root: Path | None = None) -> FlowPackage:
 
     # The flow script and its flow.
     script = root / f"{name}.py"
-    flow: Any = None
+    flow: NpsFlow[Any, Any] | None = None
     function = ""
     if not script.is_file():
         add(
@@ -225,10 +224,21 @@ def _deployments(
     entries = data.get("deploy") if isinstance(data, dict) else None
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
         parameters = entry.get("parameters") if isinstance(entry, dict) else None
-        for line in flow.check_parameters(parameters) if isinstance(parameters, dict) else []:
+        for line in _default_parameter_problems(flow, parameters):
             key = f"deploy[{index}].parameters"
             problems.append(BuildProblem(file=path, key=key, message=line))
     return specs
+
+
+def _default_parameter_problems(flow: NpsFlow[Any, Any], parameters: Any) -> list[str]:
+    """Problems of a deployment's default parameters.
+
+    A deployment holds defaults: the event (or project_id/task_id) and any other value can come
+    with each run, so a missing value ("found nothing") is not a problem here.
+    """
+    if not isinstance(parameters, dict):
+        return []
+    return [line for line in flow.check_parameters(parameters) if ": found nothing;" not in line]
 
 
 def _ignored_keys(
@@ -252,55 +262,22 @@ def _ignored_keys(
     ]
 
 
-def load_flow(script: Path) -> tuple[Any, str, list[BuildProblem]]:
+def load_flow(script: Path) -> tuple[NpsFlow[Any, Any] | None, str, list[BuildProblem]]:
     """Import a flow script and find its one `@nps_flow`: `(flow, function name, problems)`."""
-    from prefect import Flow
+    from libnar.flow._loading import FlowLoadError
+    from libnar.flow._loading import load_flow as import_flow
 
-    module_name = "_libnar_flow_" + hashlib.sha1(str(script.resolve()).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
-    spec = importlib.util.spec_from_file_location(module_name, script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(script.parent))
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        line = next(
-            (f.lineno for f in reversed(traceback.extract_tb(error.__traceback__)) if f.filename == str(script)),
-            None,
-        )
-        message = f"importing the flow script failed: {type(error).__name__}: {error}"
+        flow = import_flow(str(script))
+    except FlowLoadError as error:
+        cause = error.__cause__
+        frames = traceback.extract_tb(cause.__traceback__) if cause else []
+        line = next((f.lineno for f in reversed(frames) if f.filename == str(script.resolve())), None)
+        message = str(error).removeprefix(f"{script}: ")
+        if message.startswith("several flows"):
+            message = message.split(";")[0] + "; keep one @nps_flow per package"
         return None, "", [BuildProblem(file=script, line=line, message=message)]
-    finally:
-        sys.path.remove(str(script.parent))
-        sys.modules.pop(module_name, None)
-
-    nps_flow_class = _nps_flow_class()
-    flows = {
-        attr: value
-        for attr, value in vars(module).items()
-        if isinstance(value, Flow) and getattr(value.fn, "__module__", None) == module_name
-    }
-    nps = {attr: value for attr, value in flows.items() if isinstance(value, nps_flow_class)}
-    if len(nps) == 1:
-        [(attr, flow)] = nps.items()
-        return flow, attr, []
-    if len(nps) > 1:
-        message = f"defines {len(nps)} @nps_flow functions ({', '.join(sorted(nps))}); keep one flow per package"
-    elif flows:
-        message = (
-            f"{', '.join(sorted(flows))} is a plain Prefect @flow; decorate it with @nps_flow"
-            " (from libnar import nps_flow)"
-        )
-    else:
-        message = "defines no @nps_flow function; decorate the flow function with @nps_flow"
-    return None, "", [BuildProblem(file=script, message=message)]
-
-
-def _nps_flow_class() -> type[Any]:
-    module = importlib.import_module("libnar.flow")
-    flow_class: type[Any] = module.NpsFlow
-    return flow_class
+    return flow, flow.user_fn.__name__, []
 
 
 def _iter_python_files(root: Path) -> Iterator[Path]:
