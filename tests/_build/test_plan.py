@@ -116,3 +116,16 @@ def test_prefect_yaml_is_what_prefect_deploy_reads(package: Path) -> None:
         assert config.work_pool is not None
         assert config.work_pool.job_variables == deployment.job_variables
         assert len(config.schedules or []) == (1 if deployment.schedule else 0)
+
+
+def test_deploy_refuses_to_run_without_prefect_api_url(tmp_path: Path) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from libnar._build import DeployError, apply_plan_sync, export_deploy_json_sync
+
+    plan = plan_of(tmp_path)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with pytest.raises(DeployError, match="PREFECT_API_URL is not set"):
+            apply_plan_sync(plan)
+        with pytest.raises(DeployError, match="PREFECT_API_URL is not set"):
+            export_deploy_json_sync("fun69_boxes_ptp")
