@@ -113,6 +113,9 @@ def parse_cpu(text: str) -> Decimal:
     return value
 
 
+_RESOURCE_EXAMPLES = {"cpu": 'vCPU, e.g. cpu = "2"', "memory": 'e.g. memory = "4Gi"'}
+
+
 def _context(info: ValidationInfo) -> dict[str, Any]:
     return info.context if isinstance(info.context, dict) else {}
 
@@ -152,35 +155,22 @@ class SamaBuild(BaseModel):
             return str(value)
         return value
 
-    @field_validator("cpu")
+    @field_validator("cpu", "memory")
     @classmethod
-    def _check_cpu(cls, value: str | None, info: ValidationInfo) -> str | None:
-        amount = info.data.get("amount")
+    def _check_custom_resource(cls, value: str | None, info: ValidationInfo) -> str | None:
+        key, amount = str(info.field_name), info.data.get("amount")
         if value is None:
             if amount == "custom":
-                raise ValueError('amount = "custom" needs cpu (vCPU, e.g. cpu = "2")')
+                raise ValueError(f'amount = "custom" needs {key} ({_RESOURCE_EXAMPLES[key]})')
             return None
         if amount is not None and amount != "custom":
             raise ValueError(
-                f'cpu is read only with amount = "custom" (amount is {json.dumps(amount)});'
-                ' set amount = "custom" or remove cpu'
+                f'{key} is read only with amount = "custom" (amount is {json.dumps(amount)});'
+                f' set amount = "custom" or remove {key}'
             )
-        parse_cpu(value)
-        return value
-
-    @field_validator("memory")
-    @classmethod
-    def _check_memory(cls, value: str | None, info: ValidationInfo) -> str | None:
-        amount = info.data.get("amount")
-        if value is None:
-            if amount == "custom":
-                raise ValueError('amount = "custom" needs memory (e.g. memory = "4Gi")')
-            return None
-        if amount is not None and amount != "custom":
-            raise ValueError(
-                f'memory is read only with amount = "custom" (amount is {json.dumps(amount)});'
-                ' set amount = "custom" or remove memory'
-            )
+        if key == "cpu":
+            parse_cpu(value)
+            return value
         mib = parse_mib(value)
         cpu = info.data.get("cpu")
         if info.data.get("infra") == "narwhal" and cpu is not None:
