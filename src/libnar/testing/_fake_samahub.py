@@ -99,15 +99,16 @@ class _Fault:
     seen: int = 0
     fired: int = 0
 
-    def applies(self, route: str) -> bool:
-        """Count a call to `route`; say whether this fault fires on it."""
+    def counts(self, route: str) -> bool:
+        """Count a call to `route` if this fault watches it; say whether it does."""
         if self.route is not None and self.route != route:
             return False
         self.seen += 1
-        if self.seen <= self.after or self.fired >= self.times:
-            return False
-        self.fired += 1
         return True
+
+    def is_due(self) -> bool:
+        """Say whether the call just counted is one this fault acts on."""
+        return self.seen > self.after and self.fired < self.times
 
 
 @dataclass
@@ -262,6 +263,23 @@ class FakeSamaHub:
     def add_tasks(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[Task]:
         """Add several tasks; return them parsed."""
         return [self.add_task(task) for task in tasks]
+
+    def add_batch(
+        self,
+        pid: str | int,
+        task_ids: Iterable[str] = (),
+        *,
+        client_batch_id: str | None = None,
+        state: str = "completed",
+    ) -> str:
+        """Add a batch holding tasks already added; return its id."""
+        key = str(pid)
+        with self._lock:
+            self.add_project(key)
+            batch = _Batch(self._next_batch, key, client_batch_id, list(task_ids), state)
+            self._next_batch += 1
+            self._batches[key][str(batch.id)] = batch
+            return str(batch.id)
 
     def add_event(self, event: WebhookEvent | DppEvent) -> Task:
         """Add the task an event is about, so the code under test can fetch and update it."""
@@ -435,7 +453,11 @@ class FakeSamaHub:
         body = self._body(request)
         with self._lock:
             self._calls.append(FakeCall(name, request.method, path, params, body))
-            fault = next((f for f in self._faults if f.applies(name)), None)
+            fault = None
+            for candidate in self._faults:  # every fault counts the call; the first due acts
+                if candidate.counts(name) and fault is None and candidate.is_due():
+                    candidate.fired += 1
+                    fault = candidate
         if fault is not None and not fault.processed:
             return fault.act(request)
         try:
