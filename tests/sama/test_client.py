@@ -432,3 +432,12 @@ def test_the_clients_are_usable_without_with(fake_samahub: FakeSamaHub) -> None:
     sama = SamaClient()
     assert sama.get_task(10, task.id).id == task.id
     sama.close()
+
+
+def test_libnar_re_exports_the_client_lazily() -> None:
+    import libnar
+    import libnar.sama
+
+    assert libnar.SamaClient is SamaClient
+    assert libnar.SamaError is libnar.sama.SamaError
+    assert set(libnar.sama.__all__) - {"Batch", "Project"} <= set(libnar.__all__)
