@@ -113,7 +113,11 @@ Timestamp: TypeAlias = Annotated[
     datetime | None,
     BeforeValidator(_parse_timestamp),
     PlainSerializer(_serialize_timestamp, when_used="always"),
-    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}),
+    # No "format": SamaHub's older timestamps are not strict RFC 3339, and Prefect's server
+    # checks deployment parameters against this schema.
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "null"}], "description": _TIMESTAMP_HINT}
+    ),
 ]
 
 
@@ -172,7 +176,9 @@ class Task(_KeepsUnsetOut):
     """
 
     id: str = Field(min_length=1, description="The task id (24 hex characters on SamaHub).")
-    project_id: str = Field(description="The project id; SamaHub sends int or str.")
+    project_id: Annotated[
+        str, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+    ] = Field(description="The project id; SamaHub sends int or str.")
     state: State = None
     data: dict[str, Any] = Field(default_factory=dict, description="Task inputs by name.")
     answers: dict[str, Any] | None = Field(default=None, description="Task outputs by name.")

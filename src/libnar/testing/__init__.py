@@ -1,27 +1,41 @@
 """pytest plugin and helpers for flow authors (registered through the `pytest11` entry point).
 
+Fixtures:
+    fake_samahub: a stateful fake SamaHub (respx) for one test, with the settings pointing at
+        it; see `FakeSamaHub`.
+    prefect_server: one real `prefect server` on 127.0.0.1 for the whole test session, with
+        the flow heartbeat off; flows called in tests (and `libnar` subprocesses) use it.
+
 Importing this module is cheap: fixtures import Prefect or the fake SamaHub only when used.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from libnar.testing._factories import make_dpp_event, make_task, make_task_id, make_webhook_event
 from libnar.testing._fixtures_samahub import fake_samahub
+from libnar.testing._prefect import PrefectServer, free_port
 
 if TYPE_CHECKING:
     from libnar.testing._fake_samahub import FakeCall, FakeSamaHub
 
-__all__: list[str] = [
+__all__ = [
     "FakeCall",
     "FakeSamaHub",
+    "PrefectServer",
     "fake_samahub",
+    "free_port",
     "make_dpp_event",
     "make_task",
     "make_task_id",
     "make_webhook_event",
+    "prefect_server",
 ]
 
 # name -> module that defines it; imported on first access only (respx, httpx).
@@ -38,3 +52,40 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[PrefectServer]:
+    """A real Prefect server for the test session; flows in tests run against it.
+
+    Set `LIBNAR_TEST_PREFECT_API_URL` to use a server you started yourself instead.
+    """
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    given = os.environ.get("LIBNAR_TEST_PREFECT_API_URL")
+    server = PrefectServer()
+    if given:
+        server.port = int(given.rsplit(":", 1)[1].split("/")[0])
+    else:
+        server.start()
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(
+            updates={PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ):
+            yield server
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()  # send queued run logs while the server is still up
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+        if not given:
+            server.stop()

@@ -1,0 +1,417 @@
+"""Read an `@nps_flow` function's signature and turn raw run parameters into typed arguments.
+
+Kept free of Prefect so the same checks serve `@nps_flow`, the build (deploy.json parameters)
+and `libnar run` (bad arguments are refused before a Prefect server is started).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from libnar.events import (
+    DppEvent,
+    EventError,
+    EventProblem,
+    Task,
+    TaskReference,
+    WebhookEvent,
+    parse_as,
+    parse_event,
+)
+
+EventKind = type[WebhookEvent] | type[DppEvent] | type[Task]
+EVENT_TYPES: tuple[EventKind, ...] = (WebhookEvent, DppEvent, Task)
+
+#: Parameters the gateway and the earlier system pass that never reach the function.
+SPECIAL_PARAMETERS = ("dep_name", "no_round")
+#: Parameters that point at a task to fetch when no event is given (scheduled and manual runs).
+REFERENCE_PARAMETERS = ("project_id", "task_id", "round")
+#: The earlier system's wrapper: `{"param": {"project_id", "task_id", "round"?, ...extra}}`.
+LEGACY_PARAMETER = "param"
+
+_KIND_WORDS = {WebhookEvent: "a webhook event", DppEvent: "a DPP event", Task: "a task"}
+
+
+class ParameterError(ValueError):
+    """Run parameters do not fit the flow; the message has one line per problem."""
+
+    def __init__(self, flow_name: str, problems: list[EventProblem]) -> None:
+        self.flow_name = flow_name
+        self.problems = problems
+        count = len(problems)
+        lines = [
+            f"invalid parameters for flow {flow_name!r} ({count} problem{'s' * (count != 1)}):"
+        ]
+        lines += [f"  {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class FlowSignature:
+    """What an `@nps_flow` function takes: its event parameter and its other parameters."""
+
+    flow_name: str
+    event_name: str | None
+    event_kinds: tuple[EventKind, ...]
+    event_required: bool
+    user_names: tuple[str, ...]
+    params_model: type[BaseModel]
+    user_signature: inspect.Signature = field(repr=False)
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Every parameter name a run may carry, in the order users see them."""
+        names = list(self.user_signature.parameters)
+        if self.event_name is not None:
+            names += [*self._reference_names, LEGACY_PARAMETER]
+        return (*names, *SPECIAL_PARAMETERS)
+
+    @property
+    def _reference_names(self) -> tuple[str, ...]:
+        if DppEvent in self.event_kinds or Task in self.event_kinds:
+            return REFERENCE_PARAMETERS
+        return REFERENCE_PARAMETERS[:2]
+
+    @property
+    def event_description(self) -> str:
+        """The accepted event kinds in words: `a DPP event or a task`."""
+        return " or ".join(_KIND_WORDS[k] for k in self.event_kinds)
+
+    def exposed_signature(self) -> inspect.Signature:
+        """The signature Prefect sees: keyword-only, the event optional, libnar's extras added.
+
+        It drives Prefect's parameter schema (deployment forms in the UI, server-side checks),
+        so a manual run can give `project_id` and `task_id` instead of a whole event.
+        """
+        kw = inspect.Parameter.KEYWORD_ONLY
+        params = []
+        for p in self.user_signature.parameters.values():
+            if p.name == self.event_name:
+                params.append(
+                    inspect.Parameter(
+                        p.name, kw, default=None, annotation=_exposed_event_type(self.event_kinds)
+                    )
+                )
+            else:
+                params.append(p.replace(kind=kw))
+        if self.event_name is not None:
+            id_type = str | int | None
+            params.append(inspect.Parameter("project_id", kw, default=None, annotation=id_type))
+            params.append(inspect.Parameter("task_id", kw, default=None, annotation=id_type))
+            if "round" in self._reference_names:
+                params.append(inspect.Parameter("round", kw, default=None, annotation=int | None))
+            params.append(
+                inspect.Parameter(
+                    LEGACY_PARAMETER, kw, default=None, annotation=dict[str, Any] | None
+                )
+            )
+        params.append(inspect.Parameter("dep_name", kw, default=None, annotation=str | None))
+        params.append(inspect.Parameter("no_round", kw, default=False, annotation=bool))
+        return inspect.Signature(params, return_annotation=self.user_signature.return_annotation)
+
+
+def _exposed_event_type(kinds: tuple[EventKind, ...]) -> Any:
+    # A task-only flow also takes whole events (the gateway always sends one).
+    shown: tuple[Any, ...] = (WebhookEvent, DppEvent, Task) if kinds == (Task,) else kinds
+    return Union[(*shown, None)]
+
+
+@dataclass
+class PreparedCall:
+    """Validated arguments of one run: the event (or a reference to fetch) and the rest."""
+
+    event: WebhookEvent | DppEvent | Task | TaskReference | None
+    kwargs: dict[str, Any]
+    dep_name: str | None = None
+    no_round: bool = False
+
+    def as_parameters(self, signature: FlowSignature) -> dict[str, Any]:
+        """The validated values keyed by the exposed signature's names."""
+        values = dict(self.kwargs)
+        if signature.event_name is not None:
+            values[signature.event_name] = self.event
+        values["dep_name"] = self.dep_name
+        values["no_round"] = self.no_round
+        return values
+
+
+def read_signature(fn: Callable[..., Any], flow_name: str) -> FlowSignature:
+    """Find the event parameter by its annotation and model the other parameters.
+
+    Raises:
+        TypeError: the function takes `*args`/`**kwargs`, uses a reserved name, or has more
+            than one event parameter.
+    """
+    signature = inspect.signature(fn)
+    # libnar's own models resolve even when imported inside a function (with postponed
+    # annotations, `get_type_hints` sees only the module's globals).
+    known = {"WebhookEvent": WebhookEvent, "DppEvent": DppEvent, "Task": Task}
+    try:
+        hints = typing.get_type_hints(fn, localns=known)
+    except NameError as exc:
+        raise TypeError(
+            f"@nps_flow {flow_name}: cannot resolve a type annotation ({exc}); import the"
+            " types the function's annotations name at module level"
+        ) from None
+    event_name: str | None = None
+    event_kinds: tuple[EventKind, ...] = ()
+    event_required = False
+    fields: dict[str, Any] = {}
+    for p in signature.parameters.values():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise TypeError(
+                f"@nps_flow {flow_name}: parameter '{p.name}' is variadic; give each parameter"
+                " a name and a type so runs can be validated"
+            )
+        annotation = hints.get(p.name, Any)
+        kinds = _event_kinds(annotation)
+        if kinds:
+            if event_name is not None:
+                raise TypeError(
+                    f"@nps_flow {flow_name}: both '{event_name}' and '{p.name}' are annotated"
+                    " as events; a flow takes one event parameter"
+                )
+            event_name, event_kinds = p.name, kinds
+            event_required = p.default is inspect.Parameter.empty
+            continue
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (annotation, default)
+    reserved = set(SPECIAL_PARAMETERS)
+    if event_name is not None:
+        reserved |= {*REFERENCE_PARAMETERS, LEGACY_PARAMETER}
+    clash = sorted(reserved & set(fields))
+    if clash:
+        raise TypeError(
+            f"@nps_flow {flow_name}: parameter name(s) {', '.join(clash)} are reserved by libnar"
+            " (special parameters and task references); rename them"
+        )
+    model = create_model(
+        f"{flow_name}_parameters",
+        __config__=ConfigDict(arbitrary_types_allowed=True, extra="forbid"),
+        **fields,
+    )
+    return FlowSignature(
+        flow_name=flow_name,
+        event_name=event_name,
+        event_kinds=event_kinds,
+        event_required=event_required,
+        user_names=tuple(fields),
+        params_model=model,
+        user_signature=signature,
+    )
+
+
+def _event_kinds(annotation: Any) -> tuple[EventKind, ...]:
+    """The event models an annotation names: one model, or a union of them (None ignored)."""
+    if annotation in EVENT_TYPES:
+        return (annotation,)
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if members and all(m in EVENT_TYPES for m in members):
+            return tuple(k for k in EVENT_TYPES if k in members)
+    return ()
+
+
+def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> PreparedCall:
+    """Validate run parameters; collect every problem and raise them together.
+
+    Accepts the event as a model, a dict, or JSON str/bytes; `project_id` + `task_id` (+
+    `round`) or the earlier system's `param` dict instead of an event; and the special
+    parameters `dep_name` and `no_round`, which are returned apart and never reach the function.
+
+    Raises:
+        ParameterError: one line per problem, naming the parameter and what was expected.
+    """
+    problems: list[EventProblem] = []
+    accepted = signature.accepted
+    raw = dict(parameters)
+
+    for name in raw:
+        if name not in accepted:
+            problems.append(_unknown(name, accepted))
+
+    reference_values: dict[str, Any] = {}
+    if signature.event_name is not None:
+        legacy = raw.get(LEGACY_PARAMETER)
+        if legacy is not None:
+            if not isinstance(legacy, Mapping):
+                problems.append(
+                    EventProblem(
+                        path=LEGACY_PARAMETER,
+                        found=type(legacy).__name__,
+                        expected="an object with project_id, task_id and optional round",
+                    )
+                )
+            else:
+                for key, value in legacy.items():
+                    if key in REFERENCE_PARAMETERS:
+                        reference_values[key] = value
+                    elif key in signature.user_names:
+                        raw.setdefault(key, value)  # a top-level value wins
+                    else:
+                        problems.append(_unknown(f"{LEGACY_PARAMETER}.{key}", accepted))
+        for key in REFERENCE_PARAMETERS:
+            if raw.get(key) is not None:
+                reference_values[key] = raw[key]
+
+    event: WebhookEvent | DppEvent | Task | TaskReference | None = None
+    if signature.event_name is not None:
+        given = raw.get(signature.event_name)
+        if given is not None:
+            try:
+                event = coerce_event(signature, given)
+            except EventError as exc:
+                problems += [_prefixed(p, signature.event_name) for p in exc.problems]
+        elif reference_values:
+            event = _reference(reference_values, problems)
+        elif signature.event_required:
+            problems.append(
+                EventProblem(
+                    path=signature.event_name,
+                    found="nothing",
+                    expected=f"{signature.event_description}, or project_id and task_id"
+                    " to fetch the task",
+                )
+            )
+
+    user_values = {k: raw[k] for k in signature.user_names if k in raw}
+    kwargs: dict[str, Any] = {}
+    try:
+        validated = signature.params_model.model_validate(user_values)
+        kwargs = {name: getattr(validated, name) for name in signature.user_names}
+    except ValidationError as exc:
+        problems += EventError.from_validation_error("parameters", exc).problems
+
+    dep_name = raw.get("dep_name")
+    if dep_name is not None and not isinstance(dep_name, str):
+        problems.append(
+            EventProblem(path="dep_name", found=repr(dep_name), expected="a deployment name")
+        )
+    no_round = raw.get("no_round", False)
+    if not isinstance(no_round, bool):
+        problems.append(
+            EventProblem(path="no_round", found=repr(no_round), expected="true or false")
+        )
+
+    if problems:
+        raise ParameterError(signature.flow_name, problems)
+    return PreparedCall(event=event, kwargs=kwargs, dep_name=dep_name, no_round=no_round)
+
+
+def check_parameters(signature: FlowSignature, parameters: Mapping[str, Any]) -> list[str]:
+    """Every problem of a parameter dict as one line each; empty when it is valid."""
+    try:
+        prepare_call(signature, parameters)
+    except ParameterError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+def coerce_event(signature: FlowSignature, value: Any) -> WebhookEvent | DppEvent | Task:
+    """Turn a model, dict or JSON str/bytes into one of the flow's accepted event kinds.
+
+    Raises:
+        EventError: the value is not an accepted event; one line per problem.
+    """
+    kinds = signature.event_kinds
+    if isinstance(value, kinds):
+        return value
+    if isinstance(value, WebhookEvent | DppEvent) and Task in kinds:
+        return value.task
+    if isinstance(value, BaseModel):
+        raise EventError(
+            "event",
+            [
+                EventProblem(
+                    path="body",
+                    found=type(value).__name__,
+                    expected=signature.event_description,
+                )
+            ],
+        )
+    if isinstance(value, bytes | bytearray | str) and kinds == (Task,):
+        try:
+            value = pydantic_core.from_json(value)
+        except ValueError as exc:
+            raise EventError(
+                "task",
+                [
+                    EventProblem(
+                        path="body", found=f"invalid JSON ({exc})", expected="a JSON object"
+                    )
+                ],
+            ) from None
+    if not isinstance(value, Mapping | bytes | bytearray | str):
+        raise EventError(
+            "event",
+            [
+                EventProblem(
+                    path="body",
+                    found=type(value).__name__,
+                    expected=f"{signature.event_description} as an object or JSON",
+                )
+            ],
+        )
+    if kinds == (Task,):
+        assert isinstance(value, Mapping)
+        body = value["task"] if isinstance(value.get("task"), Mapping) else value
+        return parse_as(Task, body)
+    if Task in kinds and isinstance(value, Mapping) and "task" not in value:
+        return parse_as(Task, value)
+    event_kinds = [k for k in kinds if k is not Task]
+    if len(event_kinds) == 1:
+        return parse_as(event_kinds[0], value)
+    event = parse_event(value)
+    if isinstance(event, kinds):
+        return event
+    raise EventError(
+        "event",
+        [
+            EventProblem(
+                path="body",
+                found=_KIND_WORDS[type(event)],
+                expected=signature.event_description,
+            )
+        ],
+    )
+
+
+def _reference(values: dict[str, Any], problems: list[EventProblem]) -> TaskReference | None:
+    missing = [k for k in ("project_id", "task_id") if values.get(k) is None]
+    if missing:
+        problems += [
+            EventProblem(
+                path=k,
+                found="nothing",
+                expected="a value: a task reference needs both project_id and task_id",
+            )
+            for k in missing
+        ]
+        return None
+    try:
+        return TaskReference.model_validate(values)
+    except ValidationError as exc:
+        problems += EventError.from_validation_error("reference", exc).problems
+        return None
+
+
+def _unknown(name: str, accepted: tuple[str, ...]) -> EventProblem:
+    return EventProblem(
+        path=name,
+        found="an unknown parameter",
+        expected=f"one of: {', '.join(accepted)}",
+    )
+
+
+def _prefixed(problem: EventProblem, prefix: str) -> EventProblem:
+    path = prefix if problem.path == "body" else f"{prefix}.{problem.path}"
+    return EventProblem(path=path, found=problem.found, expected=problem.expected)

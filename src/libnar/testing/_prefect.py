@@ -1,0 +1,125 @@
+"""A real `prefect server` for tests: one subprocess on 127.0.0.1 with its own PREFECT_HOME.
+
+Tests that run flows against one server started once are much faster than a harness per test
+module (a fresh server takes about 10 s to answer). The server's database lives in a temporary
+directory and is gone when the server stops.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+__all__ = ["PrefectServer", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrefectServer:
+    """Start and stop `prefect server start` on 127.0.0.1 with a temporary home.
+
+    Example:
+        ```python
+        with PrefectServer() as server:
+            os.environ["PREFECT_API_URL"] = server.api_url
+        ```
+    """
+
+    def __init__(self, home: Path | None = None, port: int | None = None) -> None:
+        self._tmp = None if home else tempfile.TemporaryDirectory(prefix="libnar-prefect-")
+        self.home = home or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The server's API URL, for `PREFECT_API_URL`."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def environment(self) -> dict[str, str]:
+        """Environment for the server process and for clients of it."""
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+
+    def start(self, timeout: float = 90.0) -> PrefectServer:
+        """Start the server and wait until `/api/health` answers.
+
+        Raises:
+            RuntimeError: the server exited or did not answer within `timeout` seconds; the
+                message carries the end of its output.
+        """
+        log = (self.home / "server.log").open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        output = (self.home / "server.log").read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"prefect server did not start on port {self.port}:\n{output}")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s) and remove its temporary home."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> PrefectServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

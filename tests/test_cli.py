@@ -1,0 +1,165 @@
+"""The `libnar` command, run as a subprocess the way flow authors run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from libnar.settings import settings_table
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
+DPP_EVENT = EXAMPLES / "events" / "dpp_event.json"
+WEBHOOK_EVENT = EXAMPLES / "events" / "webhook_event.json"
+
+
+def libnar(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "libnar.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        timeout=180,
+        cwd=ROOT,
+    )
+
+
+FAILING_FLOW = """
+from libnar import WebhookEvent, nps_flow
+
+@nps_flow
+def fun69_broken_ptp(event: WebhookEvent) -> None:
+    raise RuntimeError("the client's bucket is gone")
+"""
+
+
+@pytest.mark.usefixtures("prefect_server")
+class TestRun:
+    def test_run_prints_name_state_duration_and_result(self) -> None:
+        done = libnar("run", EXAMPLES / "fun69_boxes_ptp.py", "--event", DPP_EVENT)
+        assert done.returncode == 0, done.stderr
+        assert "run:      fun69_boxes_ptp-10423-64b7f0c2a1e3d4f5a6b7c8d9-r1" in done.stdout
+        assert "state:    Completed" in done.stdout
+        assert "duration: " in done.stdout
+        result = json.loads(done.stdout.split("result:\n", 1)[1])
+        assert result["round"] == 1
+        # min_box_px=8 comes from the DPP event's own parameters: the 2x3 box is dropped.
+        indexes = [s["index"] for s in result["answers"]["layers"]["vector_tagging"][0]["shapes"]]
+        assert indexes == [1, 3, 4]
+
+    def test_param_overrides_the_event_parameters_and_is_coerced(self) -> None:
+        done = libnar(
+            "run",
+            f"{EXAMPLES / 'fun69_boxes_ptp.py'}:fun69_boxes_ptp",
+            "--event",
+            DPP_EVENT,
+            "--param",
+            "min_box_px=100",
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.split("result:\n", 1)[1])
+        indexes = [s["index"] for s in result["answers"]["layers"]["vector_tagging"][0]["shapes"]]
+        assert indexes == [4]  # only the polygon survives
+
+    def test_failed_run_exits_1_with_the_error(self, tmp_path: Path) -> None:
+        flow_file = tmp_path / "fun69_broken_ptp.py"
+        flow_file.write_text(FAILING_FLOW)
+        done = libnar("run", flow_file, "--event", WEBHOOK_EVENT)
+        assert done.returncode == 1
+        assert "state:    Failed" in done.stdout
+        assert "the client's bucket is gone" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "examples/nope.py", "--event", str(DPP_EVENT)], "examples/nope.py: no such file"),
+        (
+            ["run", "examples/fun69_boxes_ptp.py:nothing", "--event", str(DPP_EVENT)],
+            "is not an @nps_flow (flows in the file: fun69_boxes_ptp)",
+        ),
+        (
+            ["run", "examples/fun69_boxes_ptp.py", "--event", str(WEBHOOK_EVENT)],
+            "event.name: found nothing; expected a value",
+        ),
+        (
+            [
+                "run",
+                "examples/fun69_boxes_ptp.py",
+                "--event",
+                str(DPP_EVENT),
+                "-p",
+                "min_box_px=big",
+            ],
+            "min_box_px: found 'big'; expected a valid integer",
+        ),
+        (
+            ["run", "examples/fun69_boxes_ptp.py", "--event", str(DPP_EVENT), "-p", "colour=red"],
+            "colour: found an unknown parameter; expected one of: event, min_box_px",
+        ),
+        (["run", "examples/fun69_boxes_ptp.py", "-p", "nokeyvalue"], "expected KEY=VALUE"),
+        (["run", "examples/fun69_boxes_ptp.py", "--event", "missing.json"], "No such file"),
+        (["run", "examples/fun69_boxes_ptp.py"], "event: found nothing"),
+    ],
+    ids=[
+        "no-file",
+        "not-a-flow",
+        "webhook-event-for-dpp-flow",
+        "bad-param-value",
+        "unknown-param",
+        "param-without-equals",
+        "missing-event-file",
+        "no-event",
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str) -> None:
+    done = libnar(*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in " ".join(done.stderr.split()), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_event_file_gives_one_line_per_problem(tmp_path: Path) -> None:
+    event = tmp_path / "bad.json"
+    event.write_text(json.dumps({"name": "x", "task": {"id": 5, "round": "r"}}))
+    done = libnar("run", EXAMPLES / "fun69_boxes_ptp.py", "--event", event)
+    assert done.returncode == 2
+    assert "event.task.id: found 5; expected a valid string" in done.stderr
+    assert "event.task.project_id: found nothing" in done.stderr
+    assert "event.task.round: found 'r'" in done.stderr
+
+
+@pytest.mark.slow
+def test_run_works_with_nothing_else_running(tmp_path: Path) -> None:
+    """Right after `pip install libnar`: no PREFECT_API_URL, so an embedded server starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    done = libnar("run", EXAMPLES / "fun69_label_counts_ptp.py", "--event", WEBHOOK_EVENT, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "state:    Completed" in done.stdout
+    assert json.loads(done.stdout.split("result:\n", 1)[1]) == {"car": 2, "truck": 1, "sign": 1}
+
+
+@pytest.mark.parametrize("kind", ["webhook", "dpp", "result", "task"])
+def test_schema_prints_the_json_schema(kind: str) -> None:
+    done = libnar("schema", kind)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["type"] == "object"
+
+
+def test_settings_prints_the_documented_table() -> None:
+    done = libnar("settings")
+    assert done.returncode == 0
+    assert done.stdout == settings_table()
+
+
+def test_docs_settings_table_is_generated_from_the_code() -> None:
+    page = (ROOT / "docs" / "settings.md").read_text()
+    assert settings_table() in page, "run `libnar settings` and paste it into docs/settings.md"
