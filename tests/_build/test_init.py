@@ -9,12 +9,13 @@ from typer.testing import CliRunner
 
 from libnar._build import ScaffoldError, package_name
 from libnar.cli import app
-from libnar.testing import assert_build_valid
+from libnar.testing import PrefectServer, assert_build_valid
 from tests._build.conftest import write_package
 
 runner = CliRunner(env={"COLUMNS": "300"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "folder"),
     [
@@ -25,7 +26,11 @@ runner = CliRunner(env={"COLUMNS": "300"})
     ],
 )
 def test_init_writes_a_package_that_validates_and_passes_its_test(
-    tmp_path: Path, args: list[str], folder: str
+    tmp_path: Path,
+    args: list[str],
+    folder: str,
+    prefect_server: PrefectServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     flows = tmp_path / "flows"
     created = runner.invoke(app, ["init", *args, "--dir", str(flows)])
@@ -37,7 +42,8 @@ def test_init_writes_a_package_that_validates_and_passes_its_test(
     assert validated.exit_code == 0, validated.output
     assert "ok 1 flow package valid (1 deployment)" in validated.output
 
-    # The generated tests, run as a flow author would run them.
+    # The generated tests, run as a flow author would run them, on this session's server.
+    monkeypatch.setenv("LIBNAR_TEST_PREFECT_API_URL", prefect_server.api_url)
     quiet = ["-q", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"]
     assert pytest.main([*quiet, str(root / "tests")]) == 0
 

@@ -161,7 +161,10 @@ def {name}(batch_size: int = 100) -> int:
 }
 
 _TEST_HEAD = '''\
-"""Tests of {name}: the build is valid and the flow's work does what it should."""
+"""Tests of {name}: the build is valid and the flow runs on a real Prefect.
+
+`prefect_server` (from libnar.testing) starts one Prefect server for the test session.
+"""
 
 from __future__ import annotations
 
@@ -169,10 +172,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from libnar.testing import assert_build_valid
 
 PACKAGE = Path(__file__).parents[1]
 sys.path.insert(0, str(PACKAGE))  # the flow script sits beside tests/, as in its image
+
+from {name} import {name}  # noqa: E402
 
 
 def test_build_is_valid() -> None:
@@ -183,36 +190,32 @@ _TEST = {
     "dpp": _TEST_HEAD
     + '''
 
-def test_sample_event_is_processed() -> None:
+@pytest.mark.usefixtures("prefect_server")
+def test_sample_event_is_post_processed(fake_samahub) -> None:
     from libnar import DppEvent
 
     event = DppEvent.model_validate(json.loads((PACKAGE / "sample_dpp_event.json").read_text()))
-    assert event.name == "{name}"
-
-    from {name} import process
-
-    assert process(event.task.answers or {{}}) == event.task.answers
+    fake_samahub.add_event(event)  # the result goes back to the fake, never to SamaHub
+    result = {name}(event)
+    assert result.answers == event.task.answers
 ''',
     "webhook": _TEST_HEAD
     + '''
 
+@pytest.mark.usefixtures("prefect_server")
 def test_sample_event_is_processed() -> None:
     from libnar import WebhookEvent
 
     event = WebhookEvent.model_validate(
         json.loads((PACKAGE / "sample_webhook_event.json").read_text())
     )
-
-    from {name} import process
-
-    assert process(event.task.answers or {{}}) == {{"answer_keys": ["label"]}}
+    assert {name}(event) == {{"answer_keys": ["label"]}}
 ''',
     "none": _TEST_HEAD
     + '''
 
+@pytest.mark.usefixtures("prefect_server")
 def test_a_batch_is_processed() -> None:
-    from {name} import process
-
-    assert process(3) == 3
+    assert {name}(batch_size=3) == 3
 ''',
 }
