@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
 SCHEDULED = EXAMPLES / "acm" / "acm12" / "acm12_nightly_export_ptp"
 WEBHOOK = EXAMPLES / "fun" / "fun69" / "fun69_label_counts_ptp"
+DPP = EXAMPLES / "fun" / "fun69" / "fun69_boxes_ptp"
 
 
 async def test_deploy_creates_then_updates_never_duplicates_and_exports_what_went_in(
@@ -99,3 +100,41 @@ def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_serv
     missing = runner.invoke(app, ["deploy-json", "no_such_flow"])
     assert missing.exit_code == 1
     assert "no deployments of flow 'no_such_flow'" in missing.output
+
+
+def test_prefect_deploy_all_accepts_the_written_prefect_yaml(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    from libnar._build import apply_plan_sync, plan_to_prefect_yaml
+
+    package = tmp_path / DPP.name
+    shutil.copytree(DPP, package)
+    plan = make_plan(check_package(package))
+    (package / "prefect.yaml").write_text(plan_to_prefect_yaml(plan))
+    apply_plan_sync(plan, create_pools=True)  # the pool must exist for `prefect deploy`
+
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=package,
+        env={**prefect_server.environment(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    async def read() -> object:
+        async with get_client() as client:
+            return await client.read_deployment_by_name("fun69_boxes_ptp/fun69_boxes_ptp_deploy")
+
+    found = run_coro_as_sync(read())
+    assert found.job_variables == plan.deployments[0].job_variables  # type: ignore[attr-defined]
+    assert found.version == plan.version  # type: ignore[attr-defined]
