@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from libnar.cli import app
-from libnar.testing import FakeSamaHub, make_task
+from libnar.testing import FakeSamaHub, make_task, serve_fake_samahub
 
 runner = CliRunner()
 
@@ -129,3 +132,22 @@ def test_a_failed_export_keeps_the_previous_file(fake_samahub: FakeSamaHub, tmp_
     assert done.exit_code == 1
     assert out.read_text() == "yesterday's export\n"
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
+
+
+def test_task_export_runs_as_a_command_against_a_served_fake(tmp_path: Path) -> None:
+    with serve_fake_samahub() as fake:
+        tasks = fake.add_tasks(make_task() for _ in range(3))
+        env = {**os.environ, **fake.env(), "SAMA_MAX_RETRIES": "0"}
+        args = ["task", "export", "10", "--delivered-since", "2020-01-01", "--out", "out.jsonl"]
+        done = subprocess.run(
+            [sys.executable, "-m", "libnar.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(task.id for task in tasks)
+    assert "exported 3 tasks to out.jsonl" in done.stdout
