@@ -7,7 +7,11 @@ arguments or bad input files.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -315,6 +319,111 @@ def _print_run(name: str, parameters: dict[str, object], flow: object) -> None:
     rendered = pydantic_core.to_json(value, indent=2, fallback=repr).decode()
     out.print("result:", highlight=False)
     print(rendered)
+
+
+# -- libnar task ---------------------------------------------------------------------------
+
+task_app = typer.Typer(
+    help="Read SamaHub tasks (the API key and URL come from settings: SAMA_API_KEY, ...).",
+    no_args_is_help=True,
+)
+app.add_typer(task_app, name="task")
+
+
+@task_app.callback()
+def _task_logging() -> None:
+    # Retries log a warning each: show them as lines of their own, not Python's bare default.
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+
+
+@contextmanager
+def _sama_errors() -> Iterator[None]:
+    """Turn SamaHub errors into one line on stderr: exit 2 for settings, 1 for SamaHub."""
+    from rich.markup import escape
+
+    from libnar.sama import SamaError
+    from libnar.settings import SettingsError
+
+    try:
+        yield
+    except SettingsError as exc:  # also SamaConfigError: a missing or invalid setting
+        raise fail(escape(str(exc)), 2) from None
+    except SamaError as exc:
+        raise fail(escape(str(exc)), 1) from None
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(
+            f"--delivered-since {text!r}: expected an ISO date or time, e.g. 2024-05-01 or "
+            "2024-05-01T08:00:00Z"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@task_app.command("get")
+def task_get(
+    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
+    task_id: Annotated[str, typer.Argument(help="The task id (24 hex characters).")],
+) -> None:
+    """Print one task as JSON, in delivery format."""
+    from libnar.sama import SamaClient
+
+    with _sama_errors(), SamaClient() as sama:
+        task = sama.get_task(project_id, task_id)
+    print(task.model_dump_json(indent=2))
+
+
+@task_app.command("export")
+def task_export(
+    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
+    delivered_since: Annotated[
+        str,
+        typer.Option(
+            "--delivered-since",
+            help="Export tasks delivered at or after this ISO date or time (UTC if no offset).",
+        ),
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", "-o", help="The JSON Lines file to write, one task a line.")
+    ],
+) -> None:
+    """Write the tasks delivered since a time to a JSON Lines file, page by page.
+
+    The file appears only when every page has been read: a failed export leaves no partial file.
+    """
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from libnar.sama import SamaClient
+
+    since = _parse_since(delivered_since)
+    partial = out_file.with_name(out_file.name + ".partial")
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.completed} tasks"),
+        BarColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with (
+            _sama_errors(),
+            SamaClient() as sama,
+            partial.open("w", encoding="utf-8") as lines,
+            Progress(*columns, console=err) as progress,
+        ):
+            bar = progress.add_task("export", total=None)
+            for task in sama.iter_delivered_tasks(project_id, since=since):
+                lines.write(task.model_dump_json() + "\n")
+                progress.advance(bar)
+            count = int(progress.tasks[0].completed)
+        partial.replace(out_file)
+    except OSError as exc:
+        raise fail(f"--out {out_file}: {exc.strerror}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    out.print(f"exported {count} tasks to {out_file}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -40,13 +40,13 @@ def fun69_hook_ptp(event: WebhookEvent, tag: str = "label") -> dict[str, str]:
     return {"task": event.task.id, "state": str(event.task.state)}
 
 
-@nps_flow
+@nps_flow(submit_result=False)
 def fun69_task_ptp(task: Task) -> str:
     calls.append({"task": task})
     return task.id
 
 
-@nps_flow
+@nps_flow(submit_result=False)
 def fun69_either_ptp(event: WebhookEvent | DppEvent) -> str:
     return type(event).__name__
 

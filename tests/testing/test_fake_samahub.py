@@ -300,3 +300,18 @@ def test_importing_libnar_and_libnar_testing_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_served_fake_answers_over_real_http_on_kept_alive_connections() -> None:
+    from libnar.sama import SamaClient
+    from libnar.testing import serve_fake_samahub
+
+    with serve_fake_samahub() as fake:
+        tasks = fake.add_tasks(make_task() for _ in range(3))
+        with SamaClient(fake.api_key, base_url=fake.api_url, max_retries=0) as sama:
+            got = [sama.get_task(10, task.id).id for task in tasks]
+        fake.drop_connection()
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"{fake.api_url}/projects/10.json", params={"access_key": fake.api_key})
+    assert got == [task.id for task in tasks]
+    assert fake.api_url.startswith("http://127.0.0.1:")

@@ -256,7 +256,9 @@ def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> Pre
                     if key in REFERENCE_PARAMETERS:
                         reference_values[key] = value
                     elif key in signature.user_names:
-                        raw.setdefault(key, value)  # a top-level value wins
+                        # `param` wins: Prefect fills top-level defaults in before validation,
+                        # so a top-level value cannot be told from a default here.
+                        raw[key] = value
                     else:
                         problems.append(_unknown(f"{LEGACY_PARAMETER}.{key}", accepted))
         for key in REFERENCE_PARAMETERS:
@@ -266,7 +268,9 @@ def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> Pre
     event: WebhookEvent | DppEvent | Task | TaskReference | None = None
     if signature.event_name is not None:
         given = raw.get(signature.event_name)
-        if given is not None:
+        if isinstance(given, TaskReference):
+            event = given  # validated before: Prefect validates, then the runner again
+        elif given is not None:
             try:
                 event = coerce_event(signature, given)
             except EventError as exc:

@@ -25,6 +25,7 @@ from libnar.testing._prefect import PrefectServer, free_port
 
 if TYPE_CHECKING:
     from libnar.testing._fake_samahub import FakeCall, FakeSamaHub
+    from libnar.testing._fake_server import serve_fake_samahub
 
 __all__ = [
     "FakeCall",
@@ -38,12 +39,14 @@ __all__ = [
     "make_task_id",
     "make_webhook_event",
     "prefect_server",
+    "serve_fake_samahub",
 ]
 
 # name -> module that defines it; imported on first access only (respx, httpx).
 _LAZY: dict[str, str] = {
     "FakeCall": "libnar.testing._fake_samahub",
     "FakeSamaHub": "libnar.testing._fake_samahub",
+    "serve_fake_samahub": "libnar.testing._fake_server",
 }
 
 

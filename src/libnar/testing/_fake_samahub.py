@@ -184,12 +184,22 @@ class FakeSamaHub:
         self._positions: dict[tuple[str, str], int] = {}  # (project, consumer) -> log index
         self._faults: list[_Fault] = []
         self._calls: list[FakeCall] = []
+        self._rows: dict[int, tuple[Task, dict[str, Any]]] = {}
         self._next_batch = 1000
         self._lock = threading.RLock()
         self._router: respx.MockRouter | None = None
 
     def __repr__(self) -> str:
         return f"FakeSamaHub(api_url={self.api_url!r}, dpp_url={self.dpp_url!r})"
+
+    def env(self) -> dict[str, str]:
+        """Return the settings that point libnar at this fake (`SAMA_API_URL`, ...)."""
+        return {
+            "SAMA_API_URL": self.api_url,
+            "SAMA_API_KEY": self.api_key,
+            "SAMA_DPP_URL": self.dpp_url,
+            "SAMA_DPP_KEY": self.dpp_key,
+        }
 
     # --- interception ---
 
@@ -529,10 +539,18 @@ class FakeSamaHub:
         size = _int(params, "page_size", 100, 1, MAX_PAGE_SIZE)
         return tasks[(page - 1) * size : page * size]
 
-    @staticmethod
-    def _tasks_answer(tasks: Iterable[Task], omit_answers: bool = False) -> httpx.Response:
-        exclude = {"answers"} if omit_answers else None
-        rows = [task.model_dump(mode="json", exclude=exclude) for task in tasks]
+    def _row(self, task: Task) -> dict[str, Any]:
+        """Return a task's JSON, dumped once per task object (answers can be large)."""
+        cached = self._rows.get(id(task))
+        if cached is None or cached[0] is not task:
+            cached = (task, task.model_dump(mode="json"))
+            self._rows[id(task)] = cached
+        return cached[1]
+
+    def _tasks_answer(self, tasks: Iterable[Task], omit_answers: bool = False) -> httpx.Response:
+        rows = [self._row(task) for task in tasks]
+        if omit_answers:
+            rows = [{k: v for k, v in row.items() if k != "answers"} for row in rows]
         return httpx.Response(200, json={"tasks": rows})
 
     @staticmethod
@@ -589,7 +607,7 @@ class FakeSamaHub:
     ) -> httpx.Response:
         _bool(params, "same_as_delivery")
         task = self._task_of(pid, tid)
-        return httpx.Response(200, json={"task": task.model_dump(mode="json")})
+        return httpx.Response(200, json={"task": self._row(task)})
 
     def _on_tasks(
         self, request: httpx.Request, params: dict[str, str], body: Any, pid: str

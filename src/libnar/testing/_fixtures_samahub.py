@@ -23,9 +23,7 @@ def fake_samahub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSamaHub]:
     from libnar.testing._fake_samahub import FakeSamaHub
 
     fake = FakeSamaHub()
-    monkeypatch.setenv("SAMA_API_URL", fake.api_url)
-    monkeypatch.setenv("SAMA_API_KEY", fake.api_key)
-    monkeypatch.setenv("SAMA_DPP_URL", fake.dpp_url)
-    monkeypatch.setenv("SAMA_DPP_KEY", fake.dpp_key)
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
     with fake:
         yield fake
