@@ -191,13 +191,14 @@ _TEST = {
     + '''
 
 @pytest.mark.usefixtures("prefect_server")
-def test_sample_event_is_post_processed(fake_samahub) -> None:
+def test_sample_event_goes_back_to_samahub(fake_samahub) -> None:
     from libnar import DppEvent
 
     event = DppEvent.model_validate(json.loads((PACKAGE / "sample_dpp_event.json").read_text()))
     fake_samahub.add_event(event)  # the result goes back to the fake, never to SamaHub
     result = {name}(event)
     assert result.answers == event.task.answers
+    assert len(fake_samahub.calls("post_processed")) == 1
 ''',
     "webhook": _TEST_HEAD
     + '''
