@@ -239,6 +239,19 @@ def test_check_parameters_lists_every_problem_without_running() -> None:
     assert any(p.startswith("event: found nothing") for p in problems)
 
 
+def test_partial_check_allows_missing_values_but_not_wrong_ones() -> None:
+    """What a deployment's default parameters need: the event comes with each run."""
+    assert fun69_echo_ptp.check_parameters({"min_box_px": 5}, partial=True) == []
+    assert fun69_echo_ptp.check_parameters({"min_box_px": "x"}, partial=True) == [
+        "min_box_px: found 'x'; expected a valid integer, unable to parse string as an integer"
+    ]
+    # A deployment per project: each run brings its task_id.
+    assert fun69_echo_ptp.check_parameters({"project_id": 10}, partial=True) == []
+    assert fun69_echo_ptp.check_parameters({"project_id": 10}) == [
+        "task_id: found nothing; expected a value: a task reference needs both project_id and task_id"
+    ]
+
+
 # --- decoration-time checks -----------------------------------------------------------------
 
 

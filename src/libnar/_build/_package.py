@@ -234,11 +234,11 @@ def _default_parameter_problems(flow: NpsFlow[Any, Any], parameters: Any) -> lis
     """Problems of a deployment's default parameters.
 
     A deployment holds defaults: the event (or project_id/task_id) and any other value can come
-    with each run, so a missing value ("found nothing") is not a problem here.
+    with each run, so only wrong values are problems, not missing ones.
     """
     if not isinstance(parameters, dict):
         return []
-    return [line for line in flow.check_parameters(parameters) if ": found nothing;" not in line]
+    return flow.check_parameters(parameters, partial=True)
 
 
 def _ignored_keys(

@@ -85,9 +85,15 @@ class NpsFlow(Flow[P, R]):
         """
         return prepare_call(self.signature, parameters).as_parameters(self.signature)
 
-    def check_parameters(self, parameters: Mapping[str, Any]) -> list[str]:
-        """Every problem of a parameter dict as one line each; empty when valid."""
-        return check_parameters(self.signature, parameters)
+    def check_parameters(
+        self, parameters: Mapping[str, Any], *, partial: bool = False
+    ) -> list[str]:
+        """Every problem of a parameter dict as one line each; empty when valid.
+
+        With `partial=True`, missing values are allowed: what a deployment's default
+        parameters need (the event comes with each run); wrong values are still problems.
+        """
+        return check_parameters(self.signature, parameters, partial=partial)
 
     def __call__(  # type: ignore[override]
         self,
