@@ -24,16 +24,38 @@ from libnar.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from libnar.flow import NpsFlow, ParameterError, nps_flow
+    from libnar.sama import (
+        AsyncSamaClient,
+        SamaAuthError,
+        SamaClient,
+        SamaConfigError,
+        SamaError,
+        SamaNotFoundError,
+        SamaRateLimitError,
+        SamaServerError,
+        SamaTransportError,
+        SamaValidationError,
+    )
 
 __version__ = "5.0.0.dev0"
 
 __all__ = [
+    "AsyncSamaClient",
     "DppEvent",
     "DppResult",
     "DppTask",
     "EventError",
     "NpsFlow",
     "ParameterError",
+    "SamaAuthError",
+    "SamaClient",
+    "SamaConfigError",
+    "SamaError",
+    "SamaNotFoundError",
+    "SamaRateLimitError",
+    "SamaServerError",
+    "SamaTransportError",
+    "SamaValidationError",
     "Settings",
     "SettingsError",
     "Task",
@@ -50,6 +72,16 @@ _LAZY: dict[str, str] = {
     "NpsFlow": "libnar.flow",
     "ParameterError": "libnar.flow",
     "nps_flow": "libnar.flow",
+    "AsyncSamaClient": "libnar.sama",
+    "SamaAuthError": "libnar.sama",
+    "SamaClient": "libnar.sama",
+    "SamaConfigError": "libnar.sama",
+    "SamaError": "libnar.sama",
+    "SamaNotFoundError": "libnar.sama",
+    "SamaRateLimitError": "libnar.sama",
+    "SamaServerError": "libnar.sama",
+    "SamaTransportError": "libnar.sama",
+    "SamaValidationError": "libnar.sama",
 }
 
 

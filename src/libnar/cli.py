@@ -7,12 +7,20 @@ arguments or bad input files.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
 
 app = typer.Typer(
     name="libnar",
@@ -50,6 +58,178 @@ def settings() -> None:
     from libnar.settings import settings_table
 
     print(settings_table(), end="")
+
+
+# --- build: validate, build, deploy, deploy-json -------------------------------------------
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Script name, e.g. fun69_boxes (the type is added).")],
+    script_type: Annotated[
+        Literal["ptp", "prp", "utl"],
+        typer.Option("--type", help="ptp post-processing, prp pre-processing, utl utility."),
+    ] = "ptp",
+    event: Annotated[
+        Literal["webhook", "dpp", "none"],
+        typer.Option(help="The SamaHub event the flow takes (none: runs on a schedule)."),
+    ] = "dpp",
+    flows_dir: Annotated[Path, typer.Option("--dir", help="The flows folder.")] = Path("flows"),
+) -> None:
+    """Write a new flow package that follows the NPS rules, with a sample event and a test."""
+    from libnar._build import ScaffoldError, write_flow_package
+
+    try:
+        root = write_flow_package(name, script_type, event, flows_dir)
+    except ScaffoldError as error:
+        raise fail(str(error)) from None
+    out.print(f"[green]created[/] {root}", highlight=False)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        out.print(f"  {file.relative_to(root)}", highlight=False)
+    out.print(f"next: libnar validate {root} && pytest {root}", highlight=False)
+
+
+FlowsPath = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Flow packages, or folders to search for them (default: flows/)."),
+]
+
+
+def _print_problems(root: Path, problems: list[BuildProblem]) -> None:
+    errors = [p for p in problems if p.level == "error"]
+    mark = "[red]x[/]" if errors else "[yellow]![/]"
+    count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}" if errors else "warnings"
+    out.print(f"{mark} [bold]{root}[/] ({count})", highlight=False)
+    for problem in problems:
+        style = "red" if problem.level == "error" else "yellow"
+        out.print(f"  [{style}]{problem}[/]", highlight=False, soft_wrap=True)
+
+
+def _checked(paths: list[Path]) -> list[tuple[Path, FlowPackage | BuildError]]:
+    from libnar._build import check_packages
+
+    results = [result for path in paths for result in check_packages(path)]
+    if not results:
+        listed = ", ".join(str(p) for p in paths)
+        raise fail(f"no flow package (a folder with a pyproject.toml) at or under {listed}")
+    return results
+
+
+def _valid_or_exit(paths: list[Path]) -> list[FlowPackage]:
+    """Every package under `paths`; print all problems and exit 1 if any has one."""
+    from libnar._build import BuildError
+
+    results = _checked(paths)
+    packages = [found for _, found in results if not isinstance(found, BuildError)]
+    for root, found in results:
+        problems = found.problems if isinstance(found, BuildError) else found.warnings
+        if problems:
+            _print_problems(root, problems)
+    if len(packages) < len(results):
+        bad = len(results) - len(packages)
+        raise fail(f"{bad} of {len(results)} flow packages have problems (listed above)", 1)
+    return packages
+
+
+@app.command()
+def validate(paths: FlowsPath = None) -> None:
+    """Check flow packages: names, [sama-build], deploy.json, parameters; every problem at once."""
+    packages = _valid_or_exit(paths or [Path("flows")])
+    deployments = sum(len(p.deployments) for p in packages)
+    out.print(
+        f"[green]ok[/] {len(packages)} flow package{'s' if len(packages) != 1 else ''} valid"
+        f" ({deployments} deployment{'s' if deployments != 1 else ''})",
+        highlight=False,
+    )
+
+
+@app.command()
+def build(
+    path: Annotated[Path, typer.Argument(help="A flow package (or a folder of them).")],
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where to write prefect.yaml (default: <package>/prefect.yaml)."),
+    ] = None,
+    output_format: Annotated[
+        Literal["table", "yaml", "json"],
+        typer.Option("--format", help="How to print the plan: table, yaml or json."),
+    ] = "table",
+) -> None:
+    """Print the deployment plan and write the prefect.yaml that `prefect deploy --all` reads."""
+    from libnar._build import make_plan, plan_to_json, plan_to_prefect_yaml
+
+    packages = _valid_or_exit([path])
+    if output is not None and len(packages) > 1:
+        raise fail(f"{path} holds {len(packages)} flow packages; --output needs one package")
+    for package in packages:
+        plan = make_plan(package)
+        text = plan_to_prefect_yaml(plan)
+        if output_format == "json":
+            print(plan_to_json(plan), end="")
+        elif output_format == "yaml":
+            print(text, end="")
+        else:
+            out.print(_plan_table(plan))
+        target = output or package.root / "prefect.yaml"
+        target.write_text(text, encoding="utf-8")
+        err.print(f"wrote {target}", highlight=False)
+
+
+def _plan_table(plan: PackagePlan) -> Table:
+    table = Table(title=f"{plan.package} {plan.version} ({plan.image})", title_justify="left")
+    for column in ("deployment", "schedule", "pool / queue", "job variables", "parameters"):
+        table.add_column(column, overflow="fold")
+    for d in plan.deployments:
+        schedule = ", ".join(f"{k}={v}" for k, v in (d.schedule or {}).items()) or "-"
+        variables = ", ".join(f"{k}={v}" for k, v in d.job_variables.items() if k != "image")
+        table.add_row(
+            d.name,
+            schedule,
+            f"{d.work_pool} / {d.work_queue}",
+            variables,
+            json.dumps(d.parameters, sort_keys=True) if d.parameters else "-",
+        )
+    return table
+
+
+@app.command()
+def deploy(
+    paths: FlowsPath = None,
+    create_pools: Annotated[
+        bool, typer.Option(help="Create missing work pools and queues.")
+    ] = False,
+) -> None:
+    """Create or update the deployments of flow packages on PREFECT_API_URL."""
+    from libnar._build import DeployError, apply_plan_sync, make_plan
+
+    packages = _valid_or_exit(paths or [Path("flows")])
+    table = Table("flow", "deployment", "change", "id")
+    style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
+    try:
+        for package in packages:
+            for change in apply_plan_sync(make_plan(package), create_pools=create_pools):
+                action = f"[{style[change.action]}]{change.action}[/]"
+                table.add_row(change.flow_name, change.name, action, change.deployment_id)
+    except DeployError as error:
+        raise fail(str(error), 1) from None
+    out.print(table)
+
+
+@app.command("deploy-json")
+def deploy_json(
+    flow: Annotated[str, typer.Argument(help="The flow's name.")],
+    deployment: Annotated[
+        str | None, typer.Option(help="Only this deployment of the flow.")
+    ] = None,
+) -> None:
+    """Print a flow's deployments on PREFECT_API_URL as deploy.json, ready to commit."""
+    from libnar._build import DeployError, export_deploy_json_sync
+
+    try:
+        document = export_deploy_json_sync(flow, deployment)
+    except DeployError as error:
+        raise fail(str(error), 1) from None
+    print(json.dumps(document, indent=2))
 
 
 # -- libnar run ----------------------------------------------------------------------------
@@ -139,6 +319,111 @@ def _print_run(name: str, parameters: dict[str, object], flow: object) -> None:
     rendered = pydantic_core.to_json(value, indent=2, fallback=repr).decode()
     out.print("result:", highlight=False)
     print(rendered)
+
+
+# -- libnar task ---------------------------------------------------------------------------
+
+task_app = typer.Typer(
+    help="Read SamaHub tasks (the API key and URL come from settings: SAMA_API_KEY, ...).",
+    no_args_is_help=True,
+)
+app.add_typer(task_app, name="task")
+
+
+@task_app.callback()
+def _task_logging() -> None:
+    # Retries log a warning each: show them as lines of their own, not Python's bare default.
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+
+
+@contextmanager
+def _sama_errors() -> Iterator[None]:
+    """Turn SamaHub errors into one line on stderr: exit 2 for settings, 1 for SamaHub."""
+    from rich.markup import escape
+
+    from libnar.sama import SamaError
+    from libnar.settings import SettingsError
+
+    try:
+        yield
+    except SettingsError as exc:  # also SamaConfigError: a missing or invalid setting
+        raise fail(escape(str(exc)), 2) from None
+    except SamaError as exc:
+        raise fail(escape(str(exc)), 1) from None
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(
+            f"--delivered-since {text!r}: expected an ISO date or time, e.g. 2024-05-01 or "
+            "2024-05-01T08:00:00Z"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@task_app.command("get")
+def task_get(
+    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
+    task_id: Annotated[str, typer.Argument(help="The task id (24 hex characters).")],
+) -> None:
+    """Print one task as JSON, in delivery format."""
+    from libnar.sama import SamaClient
+
+    with _sama_errors(), SamaClient() as sama:
+        task = sama.get_task(project_id, task_id)
+    print(task.model_dump_json(indent=2))
+
+
+@task_app.command("export")
+def task_export(
+    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
+    delivered_since: Annotated[
+        str,
+        typer.Option(
+            "--delivered-since",
+            help="Export tasks delivered at or after this ISO date or time (UTC if no offset).",
+        ),
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", "-o", help="The JSON Lines file to write, one task a line.")
+    ],
+) -> None:
+    """Write the tasks delivered since a time to a JSON Lines file, page by page.
+
+    The file appears only when every page has been read: a failed export leaves no partial file.
+    """
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from libnar.sama import SamaClient
+
+    since = _parse_since(delivered_since)
+    partial = out_file.with_name(out_file.name + ".partial")
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.completed} tasks"),
+        BarColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with (
+            _sama_errors(),
+            SamaClient() as sama,
+            partial.open("w", encoding="utf-8") as lines,
+            Progress(*columns, console=err) as progress,
+        ):
+            bar = progress.add_task("export", total=None)
+            for task in sama.iter_delivered_tasks(project_id, since=since):
+                lines.write(task.model_dump_json() + "\n")
+                progress.advance(bar)
+            count = int(progress.tasks[0].completed)
+        partial.replace(out_file)
+    except OSError as exc:
+        raise fail(f"--out {out_file}: {exc.strerror}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    out.print(f"exported {count} tasks to {out_file}", highlight=False, soft_wrap=True)
 
 
 # -- libnar gateway ------------------------------------------------------------------------

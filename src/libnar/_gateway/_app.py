@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
+import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -30,11 +31,10 @@ from pydantic.json_schema import models_json_schema
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from libnar._gateway._deploy_json import deploy_json
 from libnar._gateway._outbox import Outbox
 from libnar._gateway._service import Accepted, Gateway, Rejected, prepare_entry
 from libnar._gateway._tokens import TokenError, is_one_of, mint_token, verify_token
-from libnar._gateway._trigger import PrefectTrigger, PrefectUnavailable, prefect_api_settings
+from libnar._gateway._trigger import PrefectTrigger, prefect_api_settings
 from libnar.events import DppEvent, EventError, EventProblem, WebhookEvent, parse_as
 from libnar.naming import FlowNameError, normalize_flow_name
 from libnar.settings import Settings, SettingsError, get_settings
@@ -400,16 +400,22 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
         deployment_name: Annotated[str | None, Query(description="Only this deployment.")] = None,
     ) -> dict[str, Any]:
         """`{"deploy": [{"name", "schedule", "parameters"}]}` of the flow's deployments."""
+        from prefect.client.orchestration import PrefectClient
+
+        from libnar._build import DeployError, export_deploy_json
+
+        client = PrefectClient(
+            config.prefect_api_url, httpx_settings={"headers": config.prefect_headers}
+        )
         try:
-            found = await gateway(request).trigger.read_deployments(flow_name, deployment_name)
-        except PrefectUnavailable:
+            async with client:
+                return await export_deploy_json(flow_name, deployment_name, client=client)
+        except DeployError as exc:
+            raise Rejected(404, str(exc)) from None
+        except httpx.HTTPError:
             raise Rejected(
                 503, "Prefect is unreachable", retry_after=limits.gateway_retry_after_seconds
             ) from None
-        if not found:
-            what = f"deployment {deployment_name!r}" if deployment_name else "deployments"
-            raise Rejected(404, f"flow {flow_name!r} has no {what} on the Prefect API")
-        return deploy_json(found)
 
     @app.post(
         "/replay",

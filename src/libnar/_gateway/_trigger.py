@@ -245,16 +245,6 @@ class PrefectTrigger:
             accepted = tuple(schema["properties"])
         return Deployment(id=str(body["id"]), flow=flow, name=name, accepted=accepted)
 
-    async def read_deployments(self, flow: str, name: str | None = None) -> list[dict[str, Any]]:
-        """The flow's deployments (only `name` when given) as Prefect's API returns them."""
-        query: dict[str, Any] = {"flows": {"name": {"any_": [flow]}}}
-        if name is not None:
-            query["deployments"] = {"name": {"any_": [name]}}
-        response = await self._send("POST", "deployments/filter", json=query)
-        _expect(response, 200)
-        found: list[dict[str, Any]] = response.json()
-        return found
-
     # -- runs --------------------------------------------------------------------------------
 
     async def create_run(self, deployment: Deployment, request: RunRequest) -> CreatedRun:

@@ -1,6 +1,8 @@
 """pytest plugin and helpers for flow authors (registered through the `pytest11` entry point).
 
 Fixtures:
+    fake_samahub: a stateful fake SamaHub (respx) for one test, with the settings pointing at
+        it; see `FakeSamaHub`.
     prefect_server: one real `prefect server` on 127.0.0.1 for the whole test session, with
         the flow heartbeat off; flows called in tests (and `libnar` subprocesses) use it.
 
@@ -9,14 +11,52 @@ Importing this module is cheap: fixtures import Prefect or the fake SamaHub only
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from libnar.testing._build import assert_build_valid
+from libnar.testing._factories import make_dpp_event, make_task, make_task_id, make_webhook_event
+from libnar.testing._fixtures_samahub import fake_samahub
 from libnar.testing._prefect import PrefectServer, free_port
 
-__all__ = ["PrefectServer", "free_port", "prefect_server"]
+if TYPE_CHECKING:
+    from libnar.testing._fake_samahub import FakeCall, FakeSamaHub
+    from libnar.testing._fake_server import serve_fake_samahub
+
+__all__ = [
+    "FakeCall",
+    "FakeSamaHub",
+    "PrefectServer",
+    "assert_build_valid",
+    "fake_samahub",
+    "free_port",
+    "make_dpp_event",
+    "make_task",
+    "make_task_id",
+    "make_webhook_event",
+    "prefect_server",
+    "serve_fake_samahub",
+]
+
+# name -> module that defines it; imported on first access only (respx, httpx).
+_LAZY: dict[str, str] = {
+    "FakeCall": "libnar.testing._fake_samahub",
+    "FakeSamaHub": "libnar.testing._fake_samahub",
+    "serve_fake_samahub": "libnar.testing._fake_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'libnar.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @pytest.fixture(scope="session")

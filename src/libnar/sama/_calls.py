@@ -1,0 +1,380 @@
+"""What to send to SamaHub and how to read the answer, as plain data: no I/O here.
+
+`SamaClient` and `AsyncSamaClient` differ only in how they send a `Call`; everything else
+(paths, query strings, bodies, paging, batch splitting, parsing) lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pydantic_core
+from pydantic import SecretStr, ValidationError
+
+from libnar.events import DppResult, Task
+from libnar.sama._errors import SamaConfigError, SamaError, error_for_response
+from libnar.sama._models import Batch, BatchCreated, Project, TaskAnswer, TaskPage
+
+T = TypeVar("T")
+
+#: SamaHub's limit of tasks in one batch creation.
+MAX_BATCH_TASKS = 1000
+#: Query parameters libnar sets itself; a filter may not override them.
+_RESERVED = frozenset({"access_key", "page", "page_size"})
+
+
+@dataclass(frozen=True, eq=False)
+class Call(Generic[T]):
+    """One HTTP exchange: what to send, and how to turn a 2xx answer's body into a `T`.
+
+    `path` is under the API's base URL (the DPP URL when `dpp` is true) and never carries the
+    key. `idempotent` says whether sending it twice is harmless, which decides the retries.
+    """
+
+    method: str
+    path: str
+    parse: Callable[[bytes], T]
+    params: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    dpp: bool = False
+    idempotent: bool = True
+    probe: Probe[T] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Probe(Generic[T]):
+    """How to learn whether a POST whose answer was lost did its work before sending it again.
+
+    `pager()` walks the tasks that would exist if it did; `found(page)` returns the answer to
+    use instead of re-sending, or None to keep looking.
+    """
+
+    pager: Callable[[], Pager[Task]]
+    found: Callable[[list[Task]], T | None]
+
+
+class Pager(Generic[T]):
+    """Walk a paged endpoint: call after call until a page is shorter than its size.
+
+    Usage: `while (call := pager.next_call()) is not None: items = pager.take(send(call))`.
+    """
+
+    def __init__(self, make_call: Callable[[int], Call[list[T]]], page_size: int) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self._make_call = make_call
+        self.page_size = page_size
+        self._page = 0
+        self.done = False
+
+    def next_call(self) -> Call[list[T]] | None:
+        """Return the call for the next page, or None when the last page has been read."""
+        if self.done:
+            return None
+        self._page += 1
+        return self._make_call(self._page)
+
+    def take(self, items: list[T]) -> list[T]:
+        """Record one page's items; a short or empty page is the last one."""
+        if len(items) < self.page_size:
+            self.done = True
+        return items
+
+
+# --- query strings and bodies ---------------------------------------------------------------
+
+
+def rfc3339(value: datetime | date) -> str:
+    """Format a time as RFC 3339 in UTC (`2024-05-02T09:14:03Z`); naive times are taken as UTC."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def query_value(value: Any) -> str:
+    """Render one query value the way SamaHub reads it: `true`, RFC 3339 times, enum values."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return rfc3339(value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def query(filters: Mapping[str, Any]) -> dict[str, str]:
+    """Build a new query dict from filters: None dropped, `since`/`until` sent as `from`/`to`."""
+    params: dict[str, str] = {}
+    for key, value in filters.items():
+        if value is None:
+            continue
+        name = {"since": "from", "until": "to"}.get(key, key)
+        if name in _RESERVED:
+            raise ValueError(f"{key!r} is not a filter: libnar sets it itself")
+        params[name] = query_value(value)
+    return params
+
+
+def _json_body(value: Any) -> bytes:
+    return pydantic_core.to_json(value)
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+def _object(content: bytes) -> dict[str, Any]:
+    value = json.loads(content) if content.strip() else {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _nothing(content: bytes) -> None:
+    return None
+
+
+def _task(content: bytes) -> Task:
+    return TaskAnswer.model_validate_json(content).task
+
+
+def _tasks(content: bytes) -> list[Task]:
+    return TaskPage.model_validate_json(content).tasks
+
+
+def _project(content: bytes) -> Project:
+    return Project.model_validate_json(content)
+
+
+def _batch(content: bytes) -> Batch:
+    return Batch.model_validate_json(content)
+
+
+def _batch_id(content: bytes) -> str:
+    return BatchCreated.model_validate_json(content).batch_id
+
+
+def read_answer(call: Call[T], response: httpx.Response) -> T:
+    """Parse a 2xx answer with `call.parse`; raise the matching `SamaError` for anything else."""
+    if not response.is_success:
+        raise error_for_response(call.method, call.path, response, dpp=call.dpp)
+    try:
+        return call.parse(response.content)
+    except (ValueError, ValidationError) as exc:
+        raise SamaError(
+            f"{response.status_code} with an unexpected answer ({_first_problem(exc)})",
+            method=call.method,
+            path=call.path,
+            status_code=response.status_code,
+            hint="SamaHub's answer does not have the documented shape; report it to NPS",
+        ) from None
+
+
+def _first_problem(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return f"{where}: {first['msg']}"
+    return str(exc).split("\n")[0][:200]
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def _missing(setting: str, argument: str) -> SamaConfigError:
+    return SamaConfigError(f"{setting} is not set: pass {argument}=... or set {setting}")
+
+
+def _segment(value: str | int) -> str:
+    """Quote an id for use as one path segment, so no id can change the path."""
+    return quote(str(value), safe="")
+
+
+class Endpoints:
+    """Build the `Call` for every SamaHub operation libnar supports.
+
+    Checks the settings each call needs before anything is sent, and names what is missing.
+    """
+
+    def __init__(
+        self, *, has_api_key: bool, dpp_url: str | None, dpp_key: SecretStr | None
+    ) -> None:
+        self._has_api_key = has_api_key
+        self._dpp_url = dpp_url
+        self._dpp_key = dpp_key
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[bytes], T],
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool | None = None,
+        probe: Probe[T] | None = None,
+    ) -> Call[T]:
+        if not self._has_api_key:
+            raise _missing("SAMA_API_KEY", "api_key")
+        return Call(
+            method=method,
+            path=path,
+            parse=parse,
+            params=params or {},
+            body=None if body is None else _json_body(body),
+            idempotent=method != "POST" if idempotent is None else idempotent,
+            probe=probe,
+        )
+
+    def project(self, pid: str | int) -> Call[Project]:
+        return self._api("GET", f"/projects/{_segment(pid)}.json", _project)
+
+    def project_stats(
+        self, pid: str | int, since: datetime | str | None, until: datetime | str | None
+    ) -> Call[dict[str, Any]]:
+        params = query({"since": since, "until": until})
+        return self._api("GET", f"/projects/{_segment(pid)}/stats.json", _object, params=params)
+
+    def schema(self, pid: str | int, which: str) -> Call[dict[str, Any]]:
+        return self._api("GET", f"/projects/{_segment(pid)}/schemas/{which}.json", _object)
+
+    def task(self, pid: str | int, tid: str, same_as_delivery: bool) -> Call[Task]:
+        path = f"/projects/{_segment(pid)}/tasks/{_segment(tid)}.json"
+        params = query({"same_as_delivery": same_as_delivery})
+        return self._api("GET", path, _task, params=params)
+
+    def tasks(self, pid: str | int, filters: Mapping[str, Any], page_size: int) -> Pager[Task]:
+        return self._paged(f"/projects/{_segment(pid)}/tasks.json", filters, page_size)
+
+    def delivered(self, pid: str | int, filters: Mapping[str, Any], page_size: int) -> Pager[Task]:
+        return self._paged(f"/projects/{_segment(pid)}/tasks/delivered.json", filters, page_size)
+
+    def _paged(self, path: str, filters: Mapping[str, Any], page_size: int) -> Pager[Task]:
+        base = query(filters)
+        self._api("GET", path, _tasks)  # fail on a missing key now, not at the first page
+
+        def page(number: int) -> Call[list[Task]]:
+            params = {**base, "page": str(number), "page_size": str(page_size)}
+            return self._api("GET", path, _tasks, params=params)
+
+        return Pager(page, page_size)
+
+    def delivered_since_last_call(
+        self, pid: str | int, consumer: str, limit: int, filters: Mapping[str, Any]
+    ) -> Pager[Task]:
+        if not consumer:
+            raise ValueError("consumer must be a non-empty name")
+        body = {**query(filters), "consumer": consumer, "limit": limit}
+        # Not idempotent: SamaHub moves the consumer's position on every answer it sends.
+        call = self._api(
+            "POST", f"/projects/{_segment(pid)}/tasks/delivered.json", _tasks, body=body
+        )
+        return Pager(lambda _page: call, limit)
+
+    def create_batches(
+        self,
+        pid: str | int,
+        tasks: Iterable[Mapping[str, Any]],
+        *,
+        client_batch_id: str | None,
+        priority: int | None,
+        submit: bool | None,
+        notification_email: str | None,
+        created: Sequence[str],
+    ) -> list[Call[str]]:
+        """Build one creation call per 1,000 tasks.
+
+        With a `client_batch_id`, each call can look its batch up when its answer is lost:
+        a batch with that `client_batch_id` that is not in `created` (the batches this
+        `create_batch` made before) is the one the lost answer was about.
+        """
+        specs: list[dict[str, Any]] = []
+        for data in tasks:
+            spec: dict[str, Any] = {"data": dict(data)}
+            if priority is not None:
+                spec["priority"] = priority
+            specs.append(spec)
+        if not specs:
+            raise ValueError("create_batch needs at least one task")
+        extra: dict[str, Any] = {
+            "client_batch_id": client_batch_id,
+            "submit": submit,
+            "notification_email": notification_email,
+        }
+        extra = {key: value for key, value in extra.items() if value is not None}
+        probe = (
+            None if client_batch_id is None else self._batch_probe(pid, client_batch_id, created)
+        )
+        path = f"/projects/{_segment(pid)}/batches.json"
+        return [
+            self._api(
+                "POST",
+                path,
+                _batch_id,
+                body={"tasks": specs[start : start + MAX_BATCH_TASKS], **extra},
+                probe=probe,
+            )
+            for start in range(0, len(specs), MAX_BATCH_TASKS)
+        ]
+
+    def _batch_probe(
+        self, pid: str | int, client_batch_id: str, created: Sequence[str]
+    ) -> Probe[str]:
+        def found(page: list[Task]) -> str | None:
+            for task in page:
+                if task.batch_id is not None and str(task.batch_id) not in created:
+                    return str(task.batch_id)
+            return None
+
+        filters = {"client_batch_id": client_batch_id, "omit_answers": True}
+        return Probe(pager=lambda: self.tasks(pid, filters, 100), found=found)
+
+    def batch(self, pid: str | int, batch_id: str | int) -> Call[Batch]:
+        # A batch holds at most 1,000 tasks, so one page of 1,000 is the whole batch.
+        path = f"/projects/{_segment(pid)}/batches/{_segment(batch_id)}.json"
+        params = {"page": "1", "page_size": str(MAX_BATCH_TASKS)}
+        return self._api("GET", path, _batch, params=params)
+
+    def cancel_batch(self, pid: str | int, batch_id: str | int) -> Call[dict[str, Any]]:
+        path = f"/projects/{_segment(pid)}/batches/{_segment(batch_id)}/cancel.json"
+        # Cancelling twice cancels once: safe to send again.
+        return self._api("POST", path, _object, idempotent=True)
+
+    def reject_task(self, pid: str | int, tid: str, reasons: Sequence[str]) -> Call[None]:
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        path = f"/projects/{_segment(pid)}/tasks/{_segment(tid)}/reject.json"
+        return self._api("PUT", path, _nothing, body={"reasons": list(reasons)})
+
+    def update_priorities(
+        self, pid: str | int, task_ids: Sequence[str], priority: int
+    ) -> Call[None]:
+        path = f"/projects/{_segment(pid)}/tasks/bulk_update.json"
+        body = {"task_ids": list(task_ids), "priority": priority}
+        # Setting the same priority twice changes nothing more: safe to send again.
+        return self._api("POST", path, _nothing, body=body, idempotent=True)
+
+    def delete_tasks(self, pid: str | int, task_ids: Sequence[str]) -> Call[None]:
+        path = f"/projects/{_segment(pid)}/tasks/delete_tasks.json"
+        return self._api("POST", path, _nothing, body={"task_ids": list(task_ids)})
+
+    def post_processed(self, pid: str | int, tid: str, result: DppResult) -> Call[None]:
+        if not self._dpp_url:
+            raise _missing("SAMA_DPP_URL", "dpp_url")
+        if self._dpp_key is None:
+            raise _missing("SAMA_DPP_KEY", "dpp_key")
+        return Call(
+            method="PUT",
+            path=f"/api/v1/projects/{_segment(pid)}/tasks/{_segment(tid)}/post_processed",
+            parse=_nothing,
+            body=result.model_dump_json().encode(),
+            dpp=True,
+        )

@@ -1,0 +1,608 @@
+"""`SamaClient` and `AsyncSamaClient`: SamaHub's public API and the DPP return path.
+
+Both clients share everything but the sending: `Endpoints` builds each `Call` (path, query,
+body, parser), `retrying_options` decides the retries, `read_answer` parses or raises. Each
+client owns one pooled `httpx.Client`/`AsyncClient`.
+
+The API key travels as the `access_key` query parameter. It is added by a transport below
+httpx's client, so the URL httpx logs and puts on requests, responses and errors never has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self, TypeVar
+
+import httpx
+from pydantic import SecretStr, ValidationError
+from tenacity import AsyncRetrying, Retrying
+
+from libnar.events import DppResult, Task
+from libnar.sama._calls import Call, Endpoints, Pager, Probe, read_answer
+from libnar.sama._errors import SamaConfigError, SamaError
+from libnar.sama._models import Batch, Project
+from libnar.sama._retry import Attempts, retrying_options
+from libnar.settings import get_settings
+
+__all__ = ["AsyncSamaClient", "SamaClient"]
+
+T = TypeVar("T")
+
+_USER_AGENT = "libnar"
+
+
+@dataclass(frozen=True)
+class _Config:
+    base_url: str
+    dpp_url: str | None
+    api_key: SecretStr | None
+    dpp_key: SecretStr | None
+    timeout: float
+    max_retries: int
+
+
+def _secret(value: str | SecretStr | None) -> SecretStr | None:
+    if value is None or isinstance(value, SecretStr):
+        return value
+    return SecretStr(value) if value else None
+
+
+def _resolve(
+    api_key: str | SecretStr | None,
+    base_url: str | None,
+    dpp_url: str | None,
+    dpp_key: str | SecretStr | None,
+    timeout: float | None,
+    max_retries: int | None,
+) -> _Config:
+    """Take each value from the arguments, else from libnar's settings (read now)."""
+    settings = None
+    if None in (api_key, base_url, dpp_url, dpp_key, timeout, max_retries):
+        try:
+            settings = get_settings()
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+            raise SamaConfigError(f"{name} is invalid: {first['msg']}") from None
+    if settings is not None:
+        api_key = api_key if api_key is not None else settings.sama_api_key
+        base_url = base_url or settings.sama_api_url
+        dpp_url = dpp_url or settings.sama_dpp_url
+        dpp_key = dpp_key if dpp_key is not None else settings.sama_dpp_key
+        timeout = timeout if timeout is not None else settings.sama_timeout
+        max_retries = max_retries if max_retries is not None else settings.sama_max_retries
+    if base_url is None or timeout is None or max_retries is None:  # only without settings
+        raise SamaConfigError("base_url, timeout and max_retries need values")
+    if max_retries < 0:
+        raise SamaConfigError(f"max_retries must be 0 or more, got {max_retries}")
+    return _Config(
+        base_url=base_url.rstrip("/"),
+        dpp_url=dpp_url.rstrip("/") if dpp_url else None,
+        api_key=_secret(api_key),
+        dpp_key=_secret(dpp_key),
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`...), if any."""
+    parsed = httpx.URL(url)
+    if urllib.request.proxy_bypass(parsed.host):
+        return None
+    return urllib.request.getproxies().get(parsed.scheme)
+
+
+class _AccessKey:
+    """Add `access_key` to requests for the public API, and to nothing else."""
+
+    def __init__(self, base_url: str, key: SecretStr | None) -> None:
+        self._prefix = base_url + "/"
+        self._key = key
+
+    def sign(self, request: httpx.Request) -> httpx.Request:
+        if self._key is None or not str(request.url).startswith(self._prefix):
+            return request
+        return httpx.Request(
+            request.method,
+            request.url.copy_add_param("access_key", self._key.get_secret_value()),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+
+
+class _SigningTransport(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, key: _AccessKey) -> None:
+        self._inner = inner
+        self._key = key
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(self._key.sign(request))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncSigningTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, key: _AccessKey) -> None:
+        self._inner = inner
+        self._key = key
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(self._key.sign(request))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _ClientBase:
+    """What both clients share: configuration, request building, `repr`."""
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None,
+        base_url: str | None,
+        dpp_url: str | None,
+        dpp_key: str | SecretStr | None,
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> None:
+        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        self._endpoints = Endpoints(
+            has_api_key=self._config.api_key is not None,
+            dpp_url=self._config.dpp_url,
+            dpp_key=self._config.dpp_key,
+        )
+        self._access_key = _AccessKey(self._config.base_url, self._config.api_key)
+
+    @property
+    def base_url(self) -> str:
+        """The public API's base URL, e.g. `https://api.sama.com/v2`."""
+        return self._config.base_url
+
+    @property
+    def dpp_url(self) -> str | None:
+        """The base URL DPP results are returned to, if configured."""
+        return self._config.dpp_url
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed call that is safe to retry is sent again."""
+        return self._config.max_retries
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, dpp_url={self.dpp_url!r}, "
+            f"timeout={self._config.timeout}, max_retries={self.max_retries})"
+        )
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "timeout": httpx.Timeout(self._config.timeout),
+            "headers": {"User-Agent": _USER_AGENT, "Accept": "application/json"},
+            # Proxies come from the transport (`_env_proxy`): httpx's own would bypass signing.
+            "trust_env": False,
+        }
+
+    def _transport_options(self) -> dict[str, Any]:
+        return {"proxy": _env_proxy(self._config.base_url), "trust_env": True}
+
+    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+        base = self._config.dpp_url if call.dpp else self._config.base_url
+        headers = {}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+        if call.dpp and self._config.dpp_key is not None:
+            headers["Authorization"] = f"Bearer {self._config.dpp_key.get_secret_value()}"
+        return http.build_request(
+            call.method,
+            f"{base}{call.path}",
+            params=call.params,
+            content=call.body,
+            headers=headers,
+        )
+
+
+class SamaClient(_ClientBase):
+    """Call SamaHub's public API and return DPP results, with retries and typed answers.
+
+    Use it as a context manager (`with SamaClient() as sama: ...`) or call `close()`; one
+    client keeps its connections open between calls. Values not passed are read from libnar's
+    settings (`SAMA_API_KEY`, `SAMA_API_URL`, `SAMA_DPP_URL`, `SAMA_DPP_KEY`, `SAMA_TIMEOUT`,
+    `SAMA_MAX_RETRIES`) when the client is created. `sleep` is how retries wait (tests pass a
+    function that records the wait instead).
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        *,
+        base_url: str | None = None,
+        dpp_url: str | None = None,
+        dpp_key: str | SecretStr | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        inner = transport or httpx.HTTPTransport(**self._transport_options())
+        self._http = httpx.Client(
+            transport=_SigningTransport(inner, self._access_key), **self._client_options()
+        )
+        self._sleep = sleep
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    # --- sending: the only part that differs from AsyncSamaClient ---
+
+    def _send(self, call: Call[T]) -> T:
+        attempts = Attempts()
+        retrying = Retrying(**retrying_options(call, self.max_retries, self._sleep))
+        try:
+            result: T = retrying(self._attempt, call, attempts)
+            return result
+        except SamaError as error:
+            error.attempts = attempts.count
+            raise
+
+    def _attempt(self, call: Call[T], attempts: Attempts) -> T:
+        attempts.count += 1
+        if attempts.outcome_unknown and call.probe is not None:
+            found = self._probe(call.probe)
+            if found is not None:
+                return found
+        try:
+            response = self._http.send(self._request(self._http, call))
+        except httpx.TransportError as exc:
+            raise attempts.failed(call, exc) from None
+        return read_answer(call, response)
+
+    def _probe(self, probe: Probe[T]) -> T | None:
+        pager = probe.pager()
+        while (call := pager.next_call()) is not None:
+            found = probe.found(pager.take(self._send(call)))
+            if found is not None:
+                return found
+        return None
+
+    def _iterate(self, pager: Pager[T]) -> Iterator[T]:
+        while (call := pager.next_call()) is not None:
+            yield from pager.take(self._send(call))
+
+    # --- the API ---
+
+    def get_project(self, pid: str | int) -> Project:
+        """Fetch a project's information."""
+        return self._send(self._endpoints.project(pid))
+
+    def get_project_stats(
+        self,
+        pid: str | int,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Fetch a project's statistics, optionally for a time range (sent as RFC 3339)."""
+        return self._send(self._endpoints.project_stats(pid, since, until))
+
+    def get_creation_schema(self, pid: str | int) -> dict[str, Any]:
+        """Fetch the JSON Schema a new task's `data` must follow."""
+        return self._send(self._endpoints.schema(pid, "create_task"))
+
+    def get_delivery_schema(self, pid: str | int) -> dict[str, Any]:
+        """Fetch the JSON Schema of the project's delivered `answers`."""
+        return self._send(self._endpoints.schema(pid, "deliver_task"))
+
+    def get_task(self, pid: str | int, tid: str, same_as_delivery: bool = True) -> Task:
+        """Fetch one task, by default in delivery format."""
+        return self._send(self._endpoints.task(pid, tid, same_as_delivery))
+
+    def iter_tasks(self, pid: str | int, *, page_size: int = 100, **filters: Any) -> Iterator[Task]:
+        """Iterate over a project's tasks, page by page.
+
+        Filters are SamaHub's (`state`, `batch_id`, `client_batch_id`, `date_type`,
+        `omit_answers`, ...); `since`/`until` are sent as `from`/`to`.
+        """
+        return self._iterate(self._endpoints.tasks(pid, filters, page_size))
+
+    def iter_delivered_tasks(
+        self,
+        pid: str | int,
+        since: datetime | str | None = None,
+        *,
+        page_size: int = 1000,
+        **filters: Any,
+    ) -> Iterator[Task]:
+        """Iterate over the tasks delivered since a time (`batch_id`, `task_id`... filter more)."""
+        filters = {"since": since, **filters}
+        return self._iterate(self._endpoints.delivered(pid, filters, page_size))
+
+    def iter_delivered_since_last_call(
+        self, pid: str | int, consumer: str, limit: int = 1000, **filters: Any
+    ) -> Iterator[Task]:
+        """Iterate over the tasks delivered since `consumer` last asked; SamaHub remembers.
+
+        Each page moves the consumer's position on SamaHub, so a page lost to a dropped
+        connection is not asked for again: the error is raised instead.
+        """
+        return self._iterate(
+            self._endpoints.delivered_since_last_call(pid, consumer, limit, filters)
+        )
+
+    def create_batch(
+        self,
+        pid: str | int,
+        tasks: Iterable[Mapping[str, Any]],
+        *,
+        client_batch_id: str | None = None,
+        priority: int | None = None,
+        submit: bool | None = None,
+        notification_email: str | None = None,
+    ) -> list[str]:
+        """Create tasks from their `data` mappings; return the new batches' ids.
+
+        More than 1,000 tasks are split into batches of 1,000. With a `client_batch_id`, a
+        creation whose answer is lost is looked up before it is sent again, so it is safe to
+        retry; without one, such a failure is raised (the batch may exist).
+        """
+        created: list[str] = []
+        calls = self._endpoints.create_batches(
+            pid,
+            tasks,
+            client_batch_id=client_batch_id,
+            priority=priority,
+            submit=submit,
+            notification_email=notification_email,
+            created=created,
+        )
+        for call in calls:
+            created.append(self._send(call))
+        return created
+
+    def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:
+        """Fetch a batch-creation job's status and tasks."""
+        return self._send(self._endpoints.batch(pid, batch_id))
+
+    def cancel_batch(self, pid: str | int, batch_id: str | int) -> dict[str, Any]:
+        """Cancel a batch-creation job; return SamaHub's answer."""
+        return self._send(self._endpoints.cancel_batch(pid, batch_id))
+
+    def reject_task(self, pid: str | int, tid: str, reasons: Iterable[str]) -> None:
+        """Send a task back for rework, with the reasons the annotators will see."""
+        self._send(self._endpoints.reject_task(pid, tid, list(reasons)))
+
+    def update_priorities(self, pid: str | int, task_ids: Iterable[str], priority: int) -> None:
+        """Set the priority of several tasks (lower numbers first)."""
+        self._send(self._endpoints.update_priorities(pid, list(task_ids), priority))
+
+    def delete_tasks(self, pid: str | int, task_ids: Iterable[str]) -> None:
+        """Delete tasks; SamaHub deletes only tasks still in state `new`."""
+        self._send(self._endpoints.delete_tasks(pid, list(task_ids)))
+
+    def submit_dpp_result(self, pid: str | int, tid: str, result: DppResult) -> None:
+        """Return a DPP result to SamaHub (`PUT .../post_processed` with the DPP key)."""
+        self._send(self._endpoints.post_processed(pid, tid, result))
+
+
+class AsyncSamaClient(_ClientBase):
+    """The async twin of `SamaClient`: the same methods, awaited; iterators are async.
+
+    Use `async with AsyncSamaClient() as sama: ...` or `await aclose()`. `get_tasks` fetches
+    many tasks concurrently. `sleep` is how retries wait (an async function).
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        *,
+        base_url: str | None = None,
+        dpp_url: str | None = None,
+        dpp_key: str | SecretStr | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        inner = transport or httpx.AsyncHTTPTransport(**self._transport_options())
+        self._http = httpx.AsyncClient(
+            transport=_AsyncSigningTransport(inner, self._access_key), **self._client_options()
+        )
+        self._sleep = sleep
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    # --- sending: the only part that differs from SamaClient ---
+
+    async def _send(self, call: Call[T]) -> T:
+        attempts = Attempts()
+        retrying = AsyncRetrying(**retrying_options(call, self.max_retries, self._sleep))
+        try:
+            return await retrying(self._attempt, call, attempts)
+        except SamaError as error:
+            error.attempts = attempts.count
+            raise
+
+    async def _attempt(self, call: Call[T], attempts: Attempts) -> T:
+        attempts.count += 1
+        if attempts.outcome_unknown and call.probe is not None:
+            found = await self._probe(call.probe)
+            if found is not None:
+                return found
+        try:
+            response = await self._http.send(self._request(self._http, call))
+        except httpx.TransportError as exc:
+            raise attempts.failed(call, exc) from None
+        return read_answer(call, response)
+
+    async def _probe(self, probe: Probe[T]) -> T | None:
+        pager = probe.pager()
+        while (call := pager.next_call()) is not None:
+            found = probe.found(pager.take(await self._send(call)))
+            if found is not None:
+                return found
+        return None
+
+    async def _iterate(self, pager: Pager[T]) -> AsyncIterator[T]:
+        while (call := pager.next_call()) is not None:
+            for item in pager.take(await self._send(call)):
+                yield item
+
+    # --- the API (documented on SamaClient) ---
+
+    async def get_project(self, pid: str | int) -> Project:
+        """Fetch a project's information."""
+        return await self._send(self._endpoints.project(pid))
+
+    async def get_project_stats(
+        self,
+        pid: str | int,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Fetch a project's statistics, optionally for a time range (sent as RFC 3339)."""
+        return await self._send(self._endpoints.project_stats(pid, since, until))
+
+    async def get_creation_schema(self, pid: str | int) -> dict[str, Any]:
+        """Fetch the JSON Schema a new task's `data` must follow."""
+        return await self._send(self._endpoints.schema(pid, "create_task"))
+
+    async def get_delivery_schema(self, pid: str | int) -> dict[str, Any]:
+        """Fetch the JSON Schema of the project's delivered `answers`."""
+        return await self._send(self._endpoints.schema(pid, "deliver_task"))
+
+    async def get_task(self, pid: str | int, tid: str, same_as_delivery: bool = True) -> Task:
+        """Fetch one task, by default in delivery format."""
+        return await self._send(self._endpoints.task(pid, tid, same_as_delivery))
+
+    async def get_tasks(
+        self,
+        pid: str | int,
+        task_ids: Iterable[str],
+        concurrency: int = 8,
+        same_as_delivery: bool = True,
+    ) -> list[Task]:
+        """Fetch many tasks, at most `concurrency` at a time; return them in `task_ids` order.
+
+        The first failure cancels the fetches still running and is raised.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        ids = list(task_ids)
+        calls = [self._endpoints.task(pid, tid, same_as_delivery) for tid in ids]
+        results: list[Task | None] = [None] * len(ids)
+        todo = iter(enumerate(calls))
+
+        async def worker() -> None:
+            for index, call in todo:  # shared iterator: each call is taken by one worker
+                task = await self._send(call)
+                results[index] = task
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(ids)))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for pending in workers:
+                pending.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        return [task for task in results if task is not None]
+
+    def iter_tasks(
+        self, pid: str | int, *, page_size: int = 100, **filters: Any
+    ) -> AsyncIterator[Task]:
+        """Iterate over a project's tasks, page by page (see `SamaClient.iter_tasks`)."""
+        return self._iterate(self._endpoints.tasks(pid, filters, page_size))
+
+    def iter_delivered_tasks(
+        self,
+        pid: str | int,
+        since: datetime | str | None = None,
+        *,
+        page_size: int = 1000,
+        **filters: Any,
+    ) -> AsyncIterator[Task]:
+        """Iterate over the tasks delivered since a time."""
+        filters = {"since": since, **filters}
+        return self._iterate(self._endpoints.delivered(pid, filters, page_size))
+
+    def iter_delivered_since_last_call(
+        self, pid: str | int, consumer: str, limit: int = 1000, **filters: Any
+    ) -> AsyncIterator[Task]:
+        """Iterate over the tasks delivered since `consumer` last asked; SamaHub remembers."""
+        return self._iterate(
+            self._endpoints.delivered_since_last_call(pid, consumer, limit, filters)
+        )
+
+    async def create_batch(
+        self,
+        pid: str | int,
+        tasks: Iterable[Mapping[str, Any]],
+        *,
+        client_batch_id: str | None = None,
+        priority: int | None = None,
+        submit: bool | None = None,
+        notification_email: str | None = None,
+    ) -> list[str]:
+        """Create tasks from their `data` mappings; return the new batches' ids."""
+        created: list[str] = []
+        calls = self._endpoints.create_batches(
+            pid,
+            tasks,
+            client_batch_id=client_batch_id,
+            priority=priority,
+            submit=submit,
+            notification_email=notification_email,
+            created=created,
+        )
+        for call in calls:
+            created.append(await self._send(call))
+        return created
+
+    async def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:
+        """Fetch a batch-creation job's status and tasks."""
+        return await self._send(self._endpoints.batch(pid, batch_id))
+
+    async def cancel_batch(self, pid: str | int, batch_id: str | int) -> dict[str, Any]:
+        """Cancel a batch-creation job; return SamaHub's answer."""
+        return await self._send(self._endpoints.cancel_batch(pid, batch_id))
+
+    async def reject_task(self, pid: str | int, tid: str, reasons: Iterable[str]) -> None:
+        """Send a task back for rework, with the reasons the annotators will see."""
+        await self._send(self._endpoints.reject_task(pid, tid, list(reasons)))
+
+    async def update_priorities(
+        self, pid: str | int, task_ids: Iterable[str], priority: int
+    ) -> None:
+        """Set the priority of several tasks (lower numbers first)."""
+        await self._send(self._endpoints.update_priorities(pid, list(task_ids), priority))
+
+    async def delete_tasks(self, pid: str | int, task_ids: Iterable[str]) -> None:
+        """Delete tasks; SamaHub deletes only tasks still in state `new`."""
+        await self._send(self._endpoints.delete_tasks(pid, list(task_ids)))
+
+    async def submit_dpp_result(self, pid: str | int, tid: str, result: DppResult) -> None:
+        """Return a DPP result to SamaHub (`PUT .../post_processed` with the DPP key)."""
+        await self._send(self._endpoints.post_processed(pid, tid, result))

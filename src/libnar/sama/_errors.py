@@ -1,0 +1,246 @@
+"""SamaHub errors: one base class, one subclass per cause, messages a user can act on.
+
+Messages name the method and the path (never the query string, which carries the API key),
+what SamaHub said, and what to do. No message, `repr` or traceback of these errors quotes a
+URL or a key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from libnar.settings import SettingsError
+
+__all__ = [
+    "SamaAuthError",
+    "SamaConfigError",
+    "SamaError",
+    "SamaNotFoundError",
+    "SamaRateLimitError",
+    "SamaServerError",
+    "SamaTransportError",
+    "SamaValidationError",
+]
+
+
+class SamaError(Exception):
+    """A SamaHub call failed. Subclasses tell why; `str()` says what to do about it.
+
+    Attributes:
+        status_code: the HTTP status SamaHub answered, or None when no answer came.
+        errors: SamaHub's `errors` list (`[{"type": ..., "message": ...}]`), or
+            `[{"message": ...}]` built from a top-level `message`; empty when SamaHub said nothing.
+        method: the HTTP method of the failed call.
+        path: the path of the failed call under the API's base URL, without the query string.
+        attempts: how many times the call was sent before giving up.
+    """
+
+    hint = "see SamaHub's answer above"
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status_code: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.method = method
+        self.path = path
+        self.status_code = status_code
+        self.errors: list[dict[str, Any]] = errors or []
+        self.attempts = 1
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method and self.path else ""
+        said = "; ".join(str(e.get("message", e)) for e in self.errors)
+        said = f' (SamaHub: "{said}")' if said else ""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"{where}{self.summary}{said}{tries}; {self.hint}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self) -> Any:
+        # Keep the attributes when the error crosses a process boundary (Prefect, pickling).
+        return (_rebuild, (type(self), self.summary, self.__dict__))
+
+
+def _rebuild(cls: type[SamaError], summary: str, state: dict[str, Any]) -> SamaError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, summary)
+    error.__dict__.update(state)
+    return error
+
+
+class SamaConfigError(SamaError, SettingsError):
+    """A setting the call needs is missing or invalid; raised before any request is sent."""
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class SamaAuthError(SamaError):
+    """SamaHub refused the key (401/403): wrong key, or API access not enabled for it."""
+
+    hint = "check SAMA_API_KEY (or api_key=...) and that API access is enabled for the key"
+
+
+class SamaNotFoundError(SamaError):
+    """SamaHub answered 404: the id does not exist or the key has no access to it."""
+
+    hint = "check the project and task ids and that the API key has access"
+
+
+class SamaValidationError(SamaError):
+    """SamaHub rejected the request's content (400/422)."""
+
+    hint = "fix the values SamaHub names; see the API reference for the expected shape"
+
+
+class SamaRateLimitError(SamaError):
+    """SamaHub kept answering 429 until the retries ran out.
+
+    `retry_after` holds the seconds SamaHub asked to wait, when it said.
+    """
+
+    hint = "SamaHub is rate limiting this key: send fewer requests, or raise max_retries"
+
+    retry_after: float | None = None
+
+
+class SamaServerError(SamaError):
+    """SamaHub failed (5xx) until the retries ran out, or in a way not safe to retry."""
+
+    hint = "SamaHub had a problem; try again later"
+
+
+class SamaTransportError(SamaError):
+    """No answer came from SamaHub: connection refused, timeout or a dropped connection."""
+
+    hint = "check the URL setting and the network, or raise SAMA_TIMEOUT"
+
+    #: True when the request may have reached SamaHub (read timeout, dropped connection).
+    outcome_unknown = False
+    #: True when the request never left this machine (connection refused, connect timeout).
+    never_sent = False
+
+
+# httpx errors where the request never left this machine: always safe to send again.
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+# httpx errors after (part of) the request was sent: SamaHub may have done the work.
+OUTCOME_UNKNOWN: tuple[type[httpx.TransportError], ...] = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+_BY_STATUS: dict[int, type[SamaError]] = {
+    400: SamaValidationError,
+    401: SamaAuthError,
+    403: SamaAuthError,
+    404: SamaNotFoundError,
+    422: SamaValidationError,
+    429: SamaRateLimitError,
+}
+
+
+def error_for_response(
+    method: str, path: str, response: httpx.Response, *, dpp: bool = False
+) -> SamaError:
+    """Build the error for a non-2xx answer, with SamaHub's own messages when it sent any."""
+    status = response.status_code
+    cls = _BY_STATUS.get(status) or (SamaServerError if status >= 500 else SamaError)
+    summary = f"{status} {response.reason_phrase.lower() or 'error'}"
+    hint = None
+    if dpp and cls is SamaAuthError:
+        hint = "check SAMA_DPP_KEY (or dpp_key=...): SamaHub refused the DPP bearer key"
+    elif dpp and cls is SamaNotFoundError:
+        hint = "check SAMA_DPP_URL (or dpp_url=...) and the project and task ids"
+    elif cls is SamaError:
+        hint = "SamaHub did not accept this request; check the method, path and arguments"
+    error = cls(
+        summary,
+        method=method,
+        path=path,
+        status_code=status,
+        errors=_errors_in(response),
+        hint=hint,
+    )
+    if isinstance(error, SamaRateLimitError):
+        error.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    return error
+
+
+def error_for_transport(method: str, path: str, exc: httpx.TransportError) -> SamaTransportError:
+    """Build the error for a call that got no answer, without quoting the URL."""
+    kind = type(exc).__name__
+    detail = str(exc)
+    # httpx quotes URLs in a few messages; the name of the exception says enough then.
+    summary = (
+        f"no answer ({kind}: {detail})" if detail and "://" not in detail else f"no answer ({kind})"
+    )
+    hint = None
+    unknown = isinstance(exc, OUTCOME_UNKNOWN)
+    if unknown and method == "POST":
+        hint = (
+            "SamaHub may have received the request, so it was not sent again: check its "
+            "effect before repeating it"
+        )
+    error = SamaTransportError(summary, method=method, path=path, hint=hint)
+    error.outcome_unknown = unknown
+    error.never_sent = isinstance(exc, NOT_SENT)
+    return error
+
+
+def _errors_in(response: httpx.Response) -> list[dict[str, Any]]:
+    """Read SamaHub's error shapes: `{"errors": [...]}` or a top-level `{"message": ...}`."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = response.text.strip()
+        return [{"message": text[:200]}] if text and not text.startswith("<") else []
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            return [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+        if "message" in body:
+            return [{"message": str(body["message"])}]
+        if isinstance(body.get("error"), str):
+            return [{"message": body["error"]}]
+    return []
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Read a `Retry-After` header: seconds, or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
