@@ -347,28 +347,54 @@ class PrefectTrigger:
     async def _create_bulk(
         self, deployment: Deployment, batch: list[_Waiting], *, have_slot: bool
     ) -> list[CreatedRun | TriggerError]:
-        response = await self._send(
-            "POST",
-            f"deployments/{deployment.id}/create_flow_run/bulk",
-            json=[self._run_body(w) for w in batch],
-            have_slot=have_slot,
-        )
-        if response.status_code == 404:
-            raise DeploymentNotFound(deployment.flow, deployment.name)
-        _expect(response, 200, 201)
-        results = response.json()["results"]
-        ids = [r["flow_run_id"] for r in results if r.get("status") == "CREATED"]
-        runs = await self._read_runs(ids, have_slot=have_slot) if ids else {}
-        outcomes: list[CreatedRun | TriggerError] = []
-        for waiting, result in zip(batch, results, strict=True):
-            run = runs.get(str(result.get("flow_run_id")))
-            if result.get("status") == "CREATED" and run is not None:
-                outcomes.append(_created(run, waiting, created=None))
-            elif "validation failed" in str(result.get("error", "")).lower():
-                outcomes.append(ParametersRejected(str(result["error"])))
-            else:
-                outcomes.append(PrefectError(f"Prefect did not create the run: {result}"))
-        return outcomes
+        """Create the batch in one call; retry the items Prefect failed for passing reasons.
+
+        The bulk endpoint answers CREATED for new and existing runs alike, and reports a
+        database error (SQLite's "database is locked") per item: those items are sent again
+        (their keys make that safe), and a run is taken as created only once it is read back.
+        """
+        outcomes: dict[int, CreatedRun | TriggerError] = {}
+        remaining = list(range(len(batch)))
+        deadline = time.monotonic() + self._timeout
+        delay = 0.05
+        while True:
+            response = await self._send(
+                "POST",
+                f"deployments/{deployment.id}/create_flow_run/bulk",
+                json=[self._run_body(batch[i]) for i in remaining],
+                have_slot=have_slot,
+            )
+            if response.status_code == 404:
+                raise DeploymentNotFound(deployment.flow, deployment.name)
+            _expect(response, 200, 201)
+            results = response.json()["results"]
+            ids = [str(r["flow_run_id"]) for r in results if r.get("status") == "CREATED"]
+            runs = await self._read_runs(ids, have_slot=have_slot) if ids else {}
+            again = []
+            for index, result in zip(remaining, results, strict=True):
+                error = str(result.get("error") or "")
+                run = runs.get(str(result.get("flow_run_id")))
+                if result.get("status") == "CREATED" and run is not None:
+                    outcomes[index] = _created(run, batch[index], created=None)
+                elif "validation failed" in error.lower():
+                    outcomes[index] = ParametersRejected(error)
+                elif result.get("status") == "CREATED" or _is_passing(error):
+                    again.append(index)
+                else:
+                    outcomes[index] = PrefectError(f"Prefect did not create the run: {error}")
+            if not again:
+                break
+            if time.monotonic() + delay > deadline:
+                for index in again:
+                    outcomes[index] = PrefectUnavailable("Prefect kept failing to create the run")
+                break
+            logger.debug(
+                "bulk create: %d of %d runs again in %.2f s", len(again), len(batch), delay
+            )
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, 2.0)
+            remaining = again
+        return [outcomes[i] for i in range(len(batch))]
 
     async def _read_runs(self, ids: list[str], *, have_slot: bool) -> dict[str, dict[str, Any]]:
         response = await self._send(
@@ -421,6 +447,12 @@ def _created(run: Mapping[str, Any], waiting: _Waiting, *, created: bool | None)
     else:  # a run created by something else (e.g. another tool) with the same key
         is_new = bool(created)
     return CreatedRun(flow_run_id=str(run["id"]), flow_run_name=run["name"], duplicate=not is_new)
+
+
+def _is_passing(error: str) -> bool:
+    """Whether a per-item bulk error is one that passes (a busy or briefly gone database)."""
+    lowered = error.lower()
+    return any(word in lowered for word in ("locked", "operationalerror", "timeout", "connection"))
 
 
 def _expect(response: httpx.Response, *statuses: int) -> None:
