@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     )
     gateway_admin_key: SecretStr | None = _env(
         "LIBNAR_GATEWAY_ADMIN_KEY",
-        "Bearer key for the gateway's admin endpoints (`/create-token`, `/deploy-json`).",
+        "Bearer key for the gateway's admin endpoints (`/create-token`, `/deploy-json`,"
+        " `/replay`).",
         default=None,
     )
     dpp_keys: SecretList = _env(
