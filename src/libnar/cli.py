@@ -487,6 +487,28 @@ def gateway_replay(
         raise typer.Exit(1)
 
 
+# -- libnar dev ----------------------------------------------------------------------------
+
+
+@app.command()
+def dev(
+    flows_dir: Annotated[Path, typer.Argument(help="The folder with your flow files.")],
+    host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the gateway listens on.")] = 8000,
+) -> None:
+    """Run Prefect, every @nps_flow in FLOWS_DIR and the gateway locally, until Ctrl-C.
+
+    Uses PREFECT_API_URL when set, else starts a local Prefect server. Gateway secrets that are
+    not set are generated for the session. Prints curl lines that trigger each flow.
+    """
+    from libnar._dev import DevError, run_dev
+
+    try:
+        run_dev(flows_dir, host=host, port=port, say=lambda line: print(line, flush=True))
+    except DevError as exc:
+        raise fail(str(exc)) from None
+
+
 def main() -> None:
     """Entry point of the `libnar` console script."""
     app()
