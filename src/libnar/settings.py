@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     )
     gateway_prefect_concurrency: int = _env(
         "LIBNAR_GATEWAY_PREFECT_CONCURRENCY",
-        "Most requests one gateway process sends to the Prefect API at once.",
-        default=4,
+        "Most requests one gateway process sends to the Prefect API at once (1 suits SQLite;"
+        " raise it for Prefect on PostgreSQL).",
+        default=1,
         ge=1,
     )
     gateway_bulk_window_ms: float = _env(

@@ -116,3 +116,35 @@ async def test_unreachable_prefect_is_reported_after_the_timeout() -> None:
         assert await trigger.is_reachable() is False
         with pytest.raises(PrefectUnavailable, match="ConnectError"):
             await trigger.deployment("f", "f_deploy")
+
+
+@pytest.mark.usefixtures("deployments")
+async def test_local_parameter_check_gives_prefects_own_reason(
+    prefect_server: PrefectServer,
+) -> None:
+    async with PrefectTrigger(prefect_server.api_url, bulk_window_ms=0) as trigger:
+        deployment = await trigger.deployment("gw_hook_ptp", "gw_hook_ptp_deploy")
+        assert deployment.is_checked_here({"event": webhook_body()})
+        assert not deployment.is_checked_here({"tag": {"__prefect_kind": "json", "value": "1"}})
+        assert deployment.refusal({"event": webhook_body(), "tag": "ok"}) is None
+        local = deployment.refusal({"event": webhook_body(), "tag": 5})
+        with pytest.raises(ParametersRejected) as server:
+            await trigger.create_run(deployment, request(uuid.uuid4().hex, tag=5))
+    assert local == "Validation failed for field 'tag'. Failure reason: 5 is not of type 'string'"
+    assert local in str(server.value)
+
+
+@pytest.mark.usefixtures("deployments")
+async def test_checked_runs_skip_prefects_schema_check(prefect_server: PrefectServer) -> None:
+    async with PrefectTrigger(prefect_server.api_url, bulk_window_ms=0) as trigger:
+        deployment = await trigger.deployment("gw_hook_ptp", "gw_hook_ptp_deploy")
+        sent: list[bytes] = []
+
+        async def record(outgoing: httpx.Request) -> None:
+            sent.append(outgoing.content)
+
+        trigger._http.event_hooks["request"].append(record)
+        checked = RunRequest(**{**request(uuid.uuid4().hex).__dict__, "checked": True})
+        created = await trigger.create_run(deployment, checked)
+    assert created.duplicate is False
+    assert b'"enforce_parameter_schema":false' in sent[0].replace(b" ", b"")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +155,36 @@ def prepare_entry(
     )
 
 
+def _recent_key(entry: OutboxEntry) -> str:
+    return f"{entry.file_name}:{entry.attempt}"
+
+
+class _RecentRuns:
+    """The runs this process created or found lately, so a repeat needs no call to Prefect.
+
+    SamaHub retries and double deliveries arrive soon after the first; remembering runs for
+    a few minutes answers them at once. Bounded in count and age: a run deleted in Prefect
+    since is not noticed until its entry expires.
+    """
+
+    def __init__(self, size: int = 10_000, seconds: float = 600.0) -> None:
+        self._size = size
+        self._seconds = seconds
+        self._runs: OrderedDict[str, tuple[float, CreatedRun]] = OrderedDict()
+
+    def get(self, key: str) -> CreatedRun | None:
+        found = self._runs.get(key)
+        if found is None or time.monotonic() - found[0] > self._seconds:
+            return None
+        return found[1]
+
+    def add(self, key: str, run: CreatedRun) -> None:
+        self._runs[key] = (time.monotonic(), run)
+        self._runs.move_to_end(key)
+        while len(self._runs) > self._size:
+            self._runs.popitem(last=False)
+
+
 class Gateway:
     """The outbox and the Prefect trigger together: accept events, replay what is pending."""
 
@@ -160,6 +192,7 @@ class Gateway:
         self.outbox = outbox
         self.trigger = trigger
         self.retry_after = retry_after
+        self._recent = _RecentRuns()
 
     async def accept(self, entry: OutboxEntry) -> Accepted:
         """Keep the event in the outbox, then create its run (or find the existing one).
@@ -170,6 +203,11 @@ class Gateway:
             Rejected: 404 no such deployment, 422 parameters refused, 502 Prefect answered
                 something unexpected, 503 Prefect or the outbox unavailable.
         """
+        recent = self._recent.get(_recent_key(entry))
+        if recent is not None:  # it has a run already: nothing to keep, nothing to create
+            return Accepted(
+                entry, CreatedRun(recent.flow_run_id, recent.flow_run_name, duplicate=True)
+            )
         try:
             await anyio.to_thread.run_sync(self.outbox.write, entry)
         except OSError as exc:
@@ -184,6 +222,9 @@ class Gateway:
 
     async def finish(self, accepted: Accepted) -> None:
         """Mark an accepted event done in the outbox."""
+        if accepted.run.duplicate and self._recent.get(_recent_key(accepted.entry)):
+            return  # answered from memory: marked done when it was first created
+        self._recent.add(_recent_key(accepted.entry), accepted.run)
         try:
             await anyio.to_thread.run_sync(
                 self.outbox.mark_done, accepted.entry, accepted.run.flow_run_id
@@ -194,12 +235,13 @@ class Gateway:
     async def _trigger(self, entry: OutboxEntry) -> CreatedRun:
         try:
             deployment = await self.trigger.deployment(entry.flow, entry.deployment)
-            self._check_parameters(deployment, entry)
+            checked = self._check_parameters(deployment, entry)
             request = RunRequest(
                 idempotency_key=entry.prefect_key(deployment.id),
                 name=entry.run_name,
                 tags=entry.tags,
                 parameters=entry.parameters,
+                checked=checked,
             )
             return await self.trigger.create_run(deployment, request)
         except DeploymentNotFound as exc:
@@ -228,7 +270,12 @@ class Gateway:
             ) from None
 
     @staticmethod
-    def _check_parameters(deployment: Deployment, entry: OutboxEntry) -> None:
+    def _check_parameters(deployment: Deployment, entry: OutboxEntry) -> bool:
+        """Refuse what the deployment would refuse; True when Prefect need not check again.
+
+        Prefect accepts unknown top-level parameters (the run then crashes), so those are
+        refused here, with the names the deployment accepts.
+        """
         unknown = deployment.unknown_parameters(entry.parameters)
         if unknown:
             accepted = [p for p in deployment.accepted or () if p not in SPECIAL_PARAMETERS]
@@ -236,6 +283,12 @@ class Gateway:
                 f"unknown parameter(s) {', '.join(unknown)}; it accepts: {', '.join(accepted)}",
                 accepted=accepted,
             )
+        if not deployment.is_checked_here(entry.parameters):
+            return False
+        refusal = deployment.refusal(entry.parameters)
+        if refusal is not None:
+            raise ParametersRejected(refusal)
+        return True
 
     async def _reject(self, entry: OutboxEntry, reason: str) -> None:
         logger.warning(

@@ -81,18 +81,51 @@ class ParametersRejected(TriggerError):
 
 @dataclass(frozen=True)
 class Deployment:
-    """What the gateway needs of a deployment: its id and the parameter names it accepts."""
+    """What the gateway needs of a deployment: its id, parameter names, defaults and schema."""
 
     id: str
     flow: str
     name: str
     accepted: tuple[str, ...] | None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | None = field(default=None, repr=False)
+    """The parameter schema, prepared as Prefect prepares it; None when not enforced."""
 
     def unknown_parameters(self, parameters: Mapping[str, Any]) -> list[str]:
         """Top-level parameter names the deployment's schema does not have."""
         if self.accepted is None:
             return []
         return [name for name in parameters if name not in self.accepted]
+
+    def refusal(self, parameters: Mapping[str, Any]) -> str | None:
+        """Prefect's reason for refusing the parameters, or None when its schema accepts them.
+
+        The same check Prefect's server makes, made here: the server checks the schema itself
+        on every run (about 11 ms each, most of a bulk call), the validation alone takes a
+        fraction of a millisecond.
+        """
+        from prefect.utilities.schema_tools.validation import (
+            CircularSchemaRefError,
+            ValidationError,
+            validate,
+        )
+
+        if self.schema is None:
+            return None
+        merged = {**self.defaults, **parameters}
+        try:
+            if not validate(merged, self.schema, preprocess=False):
+                return None
+            validate(merged, self.schema, raise_on_error=True, preprocess=False)
+        except ValidationError as exc:
+            return str(exc)
+        except CircularSchemaRefError:
+            return "Invalid schema: Unable to validate schema with circular references."
+        return None
+
+    def is_checked_here(self, parameters: Mapping[str, Any]) -> bool:
+        """Whether `refusal` stands in for Prefect's check (no values Prefect fills in first)."""
+        return self.schema is not None and not _has_placeholder(parameters)
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,8 @@ class RunRequest:
     name: str
     tags: list[str]
     parameters: dict[str, Any]
+    checked: bool = False
+    """The parameters were checked against the deployment's schema: Prefect need not."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +187,7 @@ class PrefectTrigger:
         api_url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        concurrency: int = 4,
+        concurrency: int = 1,
         bulk_window_ms: float = 10.0,
         cache_seconds: float = 30.0,
         timeout: float = 20.0,
@@ -243,7 +278,23 @@ class PrefectTrigger:
         accepted = None
         if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
             accepted = tuple(schema["properties"])
-        return Deployment(id=str(body["id"]), flow=flow, name=name, accepted=accepted)
+        defaults = body.get("parameters") or {}
+        prepared = None
+        if body.get("enforce_parameter_schema") and isinstance(schema, dict):
+            if _has_placeholder(defaults):
+                logger.debug("%s/%s: defaults need Prefect's hydration", flow, name)
+            else:
+                from prefect.utilities.schema_tools.validation import preprocess_schema
+
+                prepared = dict(preprocess_schema(schema))
+        return Deployment(
+            id=str(body["id"]),
+            flow=flow,
+            name=name,
+            accepted=accepted,
+            defaults=defaults,
+            schema=prepared,
+        )
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -326,6 +377,7 @@ class PrefectTrigger:
             "idempotency_key": request.idempotency_key,
             "context": {_CONTEXT_KEY: waiting.request_id},
             "state": {"type": "SCHEDULED", "name": "Scheduled"},
+            **({"enforce_parameter_schema": False} if request.checked else {}),
         }
 
     async def _create_one(
@@ -447,6 +499,15 @@ def _created(run: Mapping[str, Any], waiting: _Waiting, *, created: bool | None)
     else:  # a run created by something else (e.g. another tool) with the same key
         is_new = bool(created)
     return CreatedRun(flow_run_id=str(run["id"]), flow_run_name=run["name"], duplicate=not is_new)
+
+
+def _has_placeholder(value: Any) -> bool:
+    """Whether a value holds a Prefect placeholder (`__prefect_kind`) the server fills in."""
+    if isinstance(value, Mapping):
+        return "__prefect_kind" in value or any(_has_placeholder(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_placeholder(v) for v in value)
+    return False
 
 
 def _is_passing(error: str) -> bool:
