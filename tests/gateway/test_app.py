@@ -476,6 +476,41 @@ def test_unknown_route_is_a_json_404(client: httpx.Client) -> None:
     assert answer.json()["request_id"]
 
 
+def test_unwritable_outbox_is_503_and_nothing_is_triggered(
+    gateway: RunningGateway, client: httpx.Client
+) -> None:
+    token = gateway.token()
+    pending = gateway.outbox / "pending"
+    pending.rmdir()
+    pending.write_text("not a directory")
+    body = webhook_body()
+    answer = client.post("/webhook-event", json=body, headers={"x-auth-token": token})
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "30"
+    assert runs_of_task(body["task"]["id"]) == []
+
+
+def test_unexpected_error_is_a_json_500_with_the_request_id(
+    gateway: RunningGateway,
+    client: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from libnar._gateway._service import Gateway
+
+    async def broken(self: Gateway, entry: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    token = gateway.token()
+    monkeypatch.setattr(Gateway, "accept", broken)
+    answer = client.post("/webhook-event", json=webhook_body(), headers={"x-auth-token": token})
+    assert answer.status_code == 500
+    request_id = answer.json()["request_id"]
+    assert request_id == answer.headers["x-request-id"]
+    assert "internal error" in answer.json()["detail"]
+    assert f"request {request_id} failed unexpectedly" in caplog.text
+
+
 def test_gateway_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="LIBNAR_GATEWAY_SECRETS is not set"):
         create_app(Settings(outbox_dir=tmp_path), prefect_api_url="http://127.0.0.1:1/api")

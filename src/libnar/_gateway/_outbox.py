@@ -127,12 +127,16 @@ class Outbox:
     def _put(self, path: Path, data: bytes, *, durable: bool) -> None:
         self.create()
         tmp = self._tmp / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}"
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         if durable:
             _fsync_directory(path.parent)
 
