@@ -193,6 +193,46 @@ async def test_iter_delivered_since_last_call_sends_filters_in_the_body(
     }
 
 
+async def wait_until(condition: Any, seconds: float = 5.0) -> bool:
+    """Poll `condition` until it holds (the read-ahead runs in a thread or a task)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def first(items: Any) -> Any:
+    return await anext(items) if hasattr(items, "__anext__") else next(items)
+
+
+async def stop(items: Any) -> None:
+    await run(items.aclose() if hasattr(items, "aclose") else items.close())
+
+
+async def test_iter_tasks_fetches_the_next_page_while_the_caller_works(
+    client: Client, fake_samahub: FakeSamaHub
+) -> None:
+    added = add_tasks(fake_samahub, 5)
+    tasks = client.iter_tasks(10, page_size=2)
+    assert (await first(tasks)).id == added[0].id
+    assert await wait_until(lambda: len(fake_samahub.calls("tasks")) == 2)
+    await stop(tasks)
+    assert (await run(client.get_task(10, added[4].id))).id == added[4].id  # still usable
+
+
+async def test_delivered_since_last_call_never_asks_for_a_page_the_caller_did_not_reach(
+    client: Client, fake_samahub: FakeSamaHub
+) -> None:
+    added = add_tasks(fake_samahub, 5)
+    tasks = client.iter_delivered_since_last_call(10, "nightly", limit=2)
+    assert [(await first(tasks)).id, (await first(tasks)).id] == [t.id for t in added[:2]]
+    assert not await wait_until(lambda: len(fake_samahub.calls()) > 1, seconds=0.2)
+    await stop(tasks)
+    rest = await collect(client.iter_delivered_since_last_call(10, "nightly", limit=2))
+    assert [t.id for t in rest] == [t.id for t in added[2:]]
+
+
 # --- writes -----------------------------------------------------------------------------------
 
 
