@@ -481,3 +481,11 @@ def test_libnar_re_exports_the_client_lazily() -> None:
     assert libnar.SamaClient is SamaClient
     assert libnar.SamaError is libnar.sama.SamaError
     assert set(libnar.sama.__all__) - {"Batch", "Project"} <= set(libnar.__all__)
+
+
+def test_the_key_is_added_whatever_the_case_of_the_base_urls_host(
+    fake_samahub: FakeSamaHub,
+) -> None:
+    task = fake_samahub.add_task(make_task())
+    with SamaClient(base_url="https://SAMA.test/v2") as sama:
+        assert sama.get_task(10, task.id).id == task.id

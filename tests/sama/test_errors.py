@@ -290,3 +290,8 @@ def test_the_key_still_reaches_samahub(fake_samahub: FakeSamaHub) -> None:
         sama.get_task(10, task.id)
     [request] = fake_samahub.calls()
     assert request.params == {"same_as_delivery": "true"}  # the fake checked access_key
+
+
+def test_an_error_built_by_hand_reads_well() -> None:
+    assert str(SamaError("something broke")) == "something broke"
+    assert str(SamaError("409 conflict", method="POST", path="/p")) == "POST /p: 409 conflict"

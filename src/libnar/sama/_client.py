@@ -124,7 +124,7 @@ class _AccessKey:
     """Add `access_key` to requests for the public API, and to nothing else."""
 
     def __init__(self, base_url: str, key: SecretStr | None) -> None:
-        self._prefix = base_url + "/"
+        self._prefix = str(httpx.URL(base_url + "/"))  # as httpx writes it (lowercase host)
         self._key = key
 
     def sign(self, request: httpx.Request) -> httpx.Request:
