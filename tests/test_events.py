@@ -333,11 +333,15 @@ def test_dpp_schema_requires_an_integer_round() -> None:
     assert task_schema["properties"]["round"]["type"] == "integer"
 
 
-def test_importing_events_or_libnar_does_not_import_prefect() -> None:
+def test_importing_libnar_loads_prefect_only_when_a_name_needs_it() -> None:
     code = (
         "import sys, libnar.events, libnar\n"
         "assert 'prefect' not in sys.modules, 'prefect imported'\n"
         "assert 'httpx' not in sys.modules, 'httpx imported'\n"
+        "libnar.SamaClient\n"
+        "assert 'httpx' in sys.modules and 'prefect' not in sys.modules, 'client loads prefect'\n"
+        "libnar.nps_flow\n"
+        "assert 'prefect' in sys.modules, 'nps_flow did not load prefect'\n"
         "print('ok')"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -13,10 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
 
 app = typer.Typer(
     name="libnar",
@@ -54,6 +58,178 @@ def settings() -> None:
     from libnar.settings import settings_table
 
     print(settings_table(), end="")
+
+
+# --- build: validate, build, deploy, deploy-json -------------------------------------------
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Script name, e.g. fun69_boxes (the type is added).")],
+    script_type: Annotated[
+        Literal["ptp", "prp", "utl"],
+        typer.Option("--type", help="ptp post-processing, prp pre-processing, utl utility."),
+    ] = "ptp",
+    event: Annotated[
+        Literal["webhook", "dpp", "none"],
+        typer.Option(help="The SamaHub event the flow takes (none: runs on a schedule)."),
+    ] = "dpp",
+    flows_dir: Annotated[Path, typer.Option("--dir", help="The flows folder.")] = Path("flows"),
+) -> None:
+    """Write a new flow package that follows the NPS rules, with a sample event and a test."""
+    from libnar._build import ScaffoldError, write_flow_package
+
+    try:
+        root = write_flow_package(name, script_type, event, flows_dir)
+    except ScaffoldError as error:
+        raise fail(str(error)) from None
+    out.print(f"[green]created[/] {root}", highlight=False)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        out.print(f"  {file.relative_to(root)}", highlight=False)
+    out.print(f"next: libnar validate {root} && pytest {root}", highlight=False)
+
+
+FlowsPath = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Flow packages, or folders to search for them (default: flows/)."),
+]
+
+
+def _print_problems(root: Path, problems: list[BuildProblem]) -> None:
+    errors = [p for p in problems if p.level == "error"]
+    mark = "[red]x[/]" if errors else "[yellow]![/]"
+    count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}" if errors else "warnings"
+    out.print(f"{mark} [bold]{root}[/] ({count})", highlight=False)
+    for problem in problems:
+        style = "red" if problem.level == "error" else "yellow"
+        out.print(f"  [{style}]{problem}[/]", highlight=False, soft_wrap=True)
+
+
+def _checked(paths: list[Path]) -> list[tuple[Path, FlowPackage | BuildError]]:
+    from libnar._build import check_packages
+
+    results = [result for path in paths for result in check_packages(path)]
+    if not results:
+        listed = ", ".join(str(p) for p in paths)
+        raise fail(f"no flow package (a folder with a pyproject.toml) at or under {listed}")
+    return results
+
+
+def _valid_or_exit(paths: list[Path]) -> list[FlowPackage]:
+    """Every package under `paths`; print all problems and exit 1 if any has one."""
+    from libnar._build import BuildError
+
+    results = _checked(paths)
+    packages = [found for _, found in results if not isinstance(found, BuildError)]
+    for root, found in results:
+        problems = found.problems if isinstance(found, BuildError) else found.warnings
+        if problems:
+            _print_problems(root, problems)
+    if len(packages) < len(results):
+        bad = len(results) - len(packages)
+        raise fail(f"{bad} of {len(results)} flow packages have problems (listed above)", 1)
+    return packages
+
+
+@app.command()
+def validate(paths: FlowsPath = None) -> None:
+    """Check flow packages: names, [sama-build], deploy.json, parameters; every problem at once."""
+    packages = _valid_or_exit(paths or [Path("flows")])
+    deployments = sum(len(p.deployments) for p in packages)
+    out.print(
+        f"[green]ok[/] {len(packages)} flow package{'s' if len(packages) != 1 else ''} valid"
+        f" ({deployments} deployment{'s' if deployments != 1 else ''})",
+        highlight=False,
+    )
+
+
+@app.command()
+def build(
+    path: Annotated[Path, typer.Argument(help="A flow package (or a folder of them).")],
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where to write prefect.yaml (default: <package>/prefect.yaml)."),
+    ] = None,
+    output_format: Annotated[
+        Literal["table", "yaml", "json"],
+        typer.Option("--format", help="How to print the plan: table, yaml or json."),
+    ] = "table",
+) -> None:
+    """Print the deployment plan and write the prefect.yaml that `prefect deploy --all` reads."""
+    from libnar._build import make_plan, plan_to_json, plan_to_prefect_yaml
+
+    packages = _valid_or_exit([path])
+    if output is not None and len(packages) > 1:
+        raise fail(f"{path} holds {len(packages)} flow packages; --output needs one package")
+    for package in packages:
+        plan = make_plan(package)
+        text = plan_to_prefect_yaml(plan)
+        if output_format == "json":
+            print(plan_to_json(plan), end="")
+        elif output_format == "yaml":
+            print(text, end="")
+        else:
+            out.print(_plan_table(plan))
+        target = output or package.root / "prefect.yaml"
+        target.write_text(text, encoding="utf-8")
+        err.print(f"wrote {target}", highlight=False)
+
+
+def _plan_table(plan: PackagePlan) -> Table:
+    table = Table(title=f"{plan.package} {plan.version} ({plan.image})", title_justify="left")
+    for column in ("deployment", "schedule", "pool / queue", "job variables", "parameters"):
+        table.add_column(column, overflow="fold")
+    for d in plan.deployments:
+        schedule = ", ".join(f"{k}={v}" for k, v in (d.schedule or {}).items()) or "-"
+        variables = ", ".join(f"{k}={v}" for k, v in d.job_variables.items() if k != "image")
+        table.add_row(
+            d.name,
+            schedule,
+            f"{d.work_pool} / {d.work_queue}",
+            variables,
+            json.dumps(d.parameters, sort_keys=True) if d.parameters else "-",
+        )
+    return table
+
+
+@app.command()
+def deploy(
+    paths: FlowsPath = None,
+    create_pools: Annotated[
+        bool, typer.Option(help="Create missing work pools and queues.")
+    ] = False,
+) -> None:
+    """Create or update the deployments of flow packages on PREFECT_API_URL."""
+    from libnar._build import DeployError, apply_plan_sync, make_plan
+
+    packages = _valid_or_exit(paths or [Path("flows")])
+    table = Table("flow", "deployment", "change", "id")
+    style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
+    try:
+        for package in packages:
+            for change in apply_plan_sync(make_plan(package), create_pools=create_pools):
+                action = f"[{style[change.action]}]{change.action}[/]"
+                table.add_row(change.flow_name, change.name, action, change.deployment_id)
+    except DeployError as error:
+        raise fail(str(error), 1) from None
+    out.print(table)
+
+
+@app.command("deploy-json")
+def deploy_json(
+    flow: Annotated[str, typer.Argument(help="The flow's name.")],
+    deployment: Annotated[
+        str | None, typer.Option(help="Only this deployment of the flow.")
+    ] = None,
+) -> None:
+    """Print a flow's deployments on PREFECT_API_URL as deploy.json, ready to commit."""
+    from libnar._build import DeployError, export_deploy_json_sync
+
+    try:
+        document = export_deploy_json_sync(flow, deployment)
+    except DeployError as error:
+        raise fail(str(error), 1) from None
+    print(json.dumps(document, indent=2))
 
 
 # -- libnar run ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""NPS naming rules: flow names and deployment names, with compliant suggestions.
+"""NPS naming rules: flow, deployment, script, file and folder names, with compliant suggestions.
 
 Shared by `@nps_flow` (refuses a bad name at decoration time), the build (checks packages) and
 the gateway (resolves which deployment an event runs). Pure functions; no Prefect.
@@ -10,12 +10,18 @@ import re
 
 __all__ = [
     "FLOW_NAME_PATTERN",
+    "PATH_PART_PATTERN",
+    "SCRIPT_NAME_PATTERN",
     "FlowNameError",
     "check_flow_name",
+    "check_path_part",
+    "check_script_name",
     "default_deployment_names",
     "deployment_for_event",
     "normalize_flow_name",
     "suggest_flow_name",
+    "suggest_path_part",
+    "suggest_script_name",
 ]
 
 FLOW_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]*$")
@@ -71,3 +77,82 @@ def default_deployment_names(flow_name: str, count: int = 1) -> list[str]:
 def deployment_for_event(flow_name: str, dep_name: str | None = None) -> str:
     """The deployment an event runs: `dep_name` when given, else the flow's default one."""
     return dep_name if dep_name else f"{flow_name}_deploy"
+
+
+# --- Script, file and folder names ---------------------------------------------------------
+
+SCRIPT_NAME_PATTERN = re.compile(
+    r"^(?:[a-z]+[0-9]+_[a-z0-9]+(?:_[a-z0-9]+)*_(?:ptp|prp)|utl_[a-z0-9]+(?:_[a-z0-9]+)*)$"
+)
+_SCRIPT_NAME_RULE = (
+    "script names are '<salesforce code>_<name>_<ext>' with ext 'ptp' (post-processing) or"
+    " 'prp' (pre-processing), or 'utl_<name>' for a utility, e.g. 'fun69_boxes_ptp'"
+)
+PATH_PART_PATTERN = re.compile(r"^[a-z0-9_]+$")
+_PATH_PART_RULE = "file and folder names are lowercase, without spaces, words joined by '_'"
+
+# Endings people write instead of the solution type, mapped to the compliant extension.
+_SCRIPT_TYPE_ALIASES = {
+    "ptp": "ptp",
+    "pos_proc": "ptp",
+    "post_proc": "ptp",
+    "postproc": "ptp",
+    "post_processing": "ptp",
+    "postprocessing": "ptp",
+    "post": "ptp",
+    "pp": "ptp",
+    "prp": "prp",
+    "pre_proc": "prp",
+    "preproc": "prp",
+    "pre_processing": "prp",
+    "preprocessing": "prp",
+    "pre": "prp",
+}
+
+
+def suggest_path_part(name: str) -> str:
+    """Turn a file or folder name into a compliant one (`My Flows-2` -> `my_flows_2`)."""
+    stem, dot, suffix = name.partition(".")
+    text = re.sub(r"[\s\-]+", "_", stem.strip().lower())
+    text = re.sub(r"[^a-z0-9_]", "", text).strip("_") or "flow"
+    return f"{text}{dot}{suffix.lower()}"
+
+
+def check_path_part(name: str) -> str | None:
+    """Return a problem sentence for a non-compliant file or folder name, or None."""
+    if PATH_PART_PATTERN.match(name.split(".", 1)[0]) and name == name.lower():
+        return None
+    return f"{name!r} breaks the naming rule: {_PATH_PART_RULE}; use {suggest_path_part(name)!r}"
+
+
+def suggest_script_name(name: str) -> str:
+    """Turn a script name into a compliant one (`fun69_ohyea_pos_proc.py` -> `fun69_ohyea_ptp`).
+
+    An ending that names the solution type in other words (`pos_proc`, `post`, `pre_proc`...)
+    becomes `_ptp` / `_prp`; a name without one gets `_ptp`, the most common type.
+    """
+    text = re.sub(r"_+", "_", suggest_path_part(name.strip().removesuffix(".py")))
+    if text == "utl" or text.startswith("utl_"):
+        return "utl_" + (text[4:] or "script")
+    ext = "ptp"
+    for alias in sorted(_SCRIPT_TYPE_ALIASES, key=len, reverse=True):
+        if text == alias or text.endswith("_" + alias):
+            text, ext = text[: len(text) - len(alias)].rstrip("_"), _SCRIPT_TYPE_ALIASES[alias]
+            break
+    if re.fullmatch(r"[a-z]+[0-9]+", text):
+        text += "_script"
+    elif not re.match(r"[a-z]+[0-9]+_[a-z0-9]", text):
+        # No salesforce code in front: show where it goes with a placeholder code.
+        text = f"abc1_{text or 'script'}"
+    return f"{text}_{ext}"
+
+
+def check_script_name(name: str) -> str | None:
+    """Return a problem sentence for a non-compliant script name (`.py` optional), or None."""
+    stem = name.strip().removesuffix(".py")
+    if SCRIPT_NAME_PATTERN.match(stem):
+        return None
+    return (
+        f"script name {stem!r} breaks the naming rule: {_SCRIPT_NAME_RULE};"
+        f" use {suggest_script_name(stem)!r}"
+    )

@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         gt=0,
     )
 
+    # Build and deploy
+    work_pools: dict[str, str] = _env(
+        "LIBNAR_WORK_POOLS",
+        "JSON object renaming work pools, from the default name (`giver`, `narpool-gke-eu`,"
+        " `narpool-aws-us`, `narpool-aws-eu`, `narpool-gcp`, `narpool-azure`) to the pool to use,"
+        ' e.g. `{"narpool-aws-us": "staging-ecs"}`.',
+        default_factory=dict,
+    )
+    image_registry: str = _env(
+        "LIBNAR_IMAGE_REGISTRY",
+        "Registry and prefix of flow images: a flow runs `<registry>/<package>:<version>-py<pyver>`.",
+        default="nps",
+    )
+
 
 def get_settings(**overrides: Any) -> Settings:
     """Read settings from the environment now, with keyword overrides applied on top."""

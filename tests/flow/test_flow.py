@@ -40,13 +40,13 @@ def fun69_hook_ptp(event: WebhookEvent, tag: str = "label") -> dict[str, str]:
     return {"task": event.task.id, "state": str(event.task.state)}
 
 
-@nps_flow
+@nps_flow(submit_result=False)
 def fun69_task_ptp(task: Task) -> str:
     calls.append({"task": task})
     return task.id
 
 
-@nps_flow
+@nps_flow(submit_result=False)
 def fun69_either_ptp(event: WebhookEvent | DppEvent) -> str:
     return type(event).__name__
 
@@ -237,6 +237,19 @@ def test_check_parameters_lists_every_problem_without_running() -> None:
     assert any(p.startswith("extra: found an unknown parameter") for p in problems)
     assert any(p.startswith("min_box_px: found 'x'") for p in problems)
     assert any(p.startswith("event: found nothing") for p in problems)
+
+
+def test_partial_check_allows_missing_values_but_not_wrong_ones() -> None:
+    """What a deployment's default parameters need: the event comes with each run."""
+    assert fun69_echo_ptp.check_parameters({"min_box_px": 5}, partial=True) == []
+    assert fun69_echo_ptp.check_parameters({"min_box_px": "x"}, partial=True) == [
+        "min_box_px: found 'x'; expected a valid integer, unable to parse string as an integer"
+    ]
+    # A deployment per project: each run brings its task_id.
+    assert fun69_echo_ptp.check_parameters({"project_id": 10}, partial=True) == []
+    assert fun69_echo_ptp.check_parameters({"project_id": 10}) == [
+        "task_id: found nothing; expected a value: a task reference needs both project_id and task_id"
+    ]
 
 
 # --- decoration-time checks -----------------------------------------------------------------

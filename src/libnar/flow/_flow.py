@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from prefect import Flow, tags
+from prefect.artifacts import acreate_markdown_artifact, create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.utilities.hashing import file_hash
 
-from libnar.events import DppEvent, Task, TaskReference, WebhookEvent
+from libnar.events import DppEvent, DppResult, Task, TaskReference, WebhookEvent
 from libnar.flow._parameters import (
     FlowSignature,
     ParameterError,
@@ -25,6 +26,7 @@ from libnar.flow._parameters import (
     prepare_call,
     read_signature,
 )
+from libnar.flow._sama_io import fetch_event, fetch_event_async, result_summary, result_to_send
 from libnar.naming import FlowNameError, check_flow_name
 
 if TYPE_CHECKING:
@@ -83,9 +85,15 @@ class NpsFlow(Flow[P, R]):
         """
         return prepare_call(self.signature, parameters).as_parameters(self.signature)
 
-    def check_parameters(self, parameters: Mapping[str, Any]) -> list[str]:
-        """Every problem of a parameter dict as one line each; empty when valid."""
-        return check_parameters(self.signature, parameters)
+    def check_parameters(
+        self, parameters: Mapping[str, Any], *, partial: bool = False
+    ) -> list[str]:
+        """Every problem of a parameter dict as one line each; empty when valid.
+
+        With `partial=True`, missing values are allowed: what a deployment's default
+        parameters need (the event comes with each run); wrong values are still problems.
+        """
+        return check_parameters(self.signature, parameters, partial=partial)
 
     def __call__(  # type: ignore[override]
         self,
@@ -149,7 +157,7 @@ class NpsFlow(Flow[P, R]):
 
 
 def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The function Prefect runs: validate, resolve the event, call `fn`, deliver the result."""
+    """The function Prefect runs: validate, resolve the event, call `fn`, return the result."""
     signature = flow.signature
 
     if inspect.iscoroutinefunction(fn):
@@ -158,7 +166,21 @@ def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..
         async def run_async(**parameters: Any) -> Any:
             prepared = prepare_call(signature, parameters)
             await _add_missing_tags_async(prepared)
-            return await fn(**_arguments(signature, prepared))
+            if isinstance(prepared.event, TaskReference):
+                prepared.event = await fetch_event_async(signature, prepared.event)
+            value = await fn(**_arguments(signature, prepared))
+            result = _result_to_send(flow, prepared, value)
+            if result is None:
+                return value
+            event = cast(DppEvent, prepared.event)
+            from libnar.sama import AsyncSamaClient
+
+            async with AsyncSamaClient() as client:
+                await client.submit_dpp_result(event.task.project_id, event.task.id, result)
+            await acreate_markdown_artifact(
+                markdown=result_summary(event, result), description="DPP result sent"
+            )
+            return result
 
         run_async.__signature__ = signature.exposed_signature()  # type: ignore[attr-defined]
         return run_async
@@ -167,10 +189,33 @@ def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..
     def run_sync(**parameters: Any) -> Any:
         prepared = prepare_call(signature, parameters)
         _add_missing_tags_sync(prepared)
-        return fn(**_arguments(signature, prepared))
+        if isinstance(prepared.event, TaskReference):
+            prepared.event = fetch_event(signature, prepared.event)
+        value = fn(**_arguments(signature, prepared))
+        result = _result_to_send(flow, prepared, value)
+        if result is None:
+            return value
+        event = cast(DppEvent, prepared.event)
+        from libnar.sama import SamaClient
+
+        with SamaClient() as client:
+            client.submit_dpp_result(event.task.project_id, event.task.id, result)
+        create_markdown_artifact(
+            markdown=result_summary(event, result), description="DPP result sent"
+        )
+        return result
 
     run_sync.__signature__ = signature.exposed_signature()  # type: ignore[attr-defined]
     return run_sync
+
+
+def _result_to_send(
+    flow: NpsFlow[Any, Any], prepared: PreparedCall, value: Any
+) -> DppResult | None:
+    """The DPP result to send for this run, or None when nothing is to be sent."""
+    if not flow.submit_result or not isinstance(prepared.event, DppEvent):
+        return None
+    return result_to_send(flow.name, prepared.event, value)
 
 
 def _arguments(signature: FlowSignature, prepared: PreparedCall) -> dict[str, Any]:

@@ -221,12 +221,16 @@ def _event_kinds(annotation: Any) -> tuple[EventKind, ...]:
     return ()
 
 
-def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> PreparedCall:
+def prepare_call(
+    signature: FlowSignature, parameters: Mapping[str, Any], *, partial: bool = False
+) -> PreparedCall:
     """Validate run parameters; collect every problem and raise them together.
 
     Accepts the event as a model, a dict, or JSON str/bytes; `project_id` + `task_id` (+
     `round`) or the earlier system's `param` dict instead of an event; and the special
     parameters `dep_name` and `no_round`, which are returned apart and never reach the function.
+    With `partial`, missing values are not problems (a deployment's defaults: the event and
+    the rest may come with each run); wrong ones still are.
 
     Raises:
         ParameterError: one line per problem, naming the parameter and what was expected.
@@ -256,7 +260,9 @@ def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> Pre
                     if key in REFERENCE_PARAMETERS:
                         reference_values[key] = value
                     elif key in signature.user_names:
-                        raw.setdefault(key, value)  # a top-level value wins
+                        # `param` wins: Prefect fills top-level defaults in before validation,
+                        # so a top-level value cannot be told from a default here.
+                        raw[key] = value
                     else:
                         problems.append(_unknown(f"{LEGACY_PARAMETER}.{key}", accepted))
         for key in REFERENCE_PARAMETERS:
@@ -266,14 +272,16 @@ def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> Pre
     event: WebhookEvent | DppEvent | Task | TaskReference | None = None
     if signature.event_name is not None:
         given = raw.get(signature.event_name)
-        if given is not None:
+        if isinstance(given, TaskReference):
+            event = given  # validated before: Prefect validates, then the runner again
+        elif given is not None:
             try:
                 event = coerce_event(signature, given)
             except EventError as exc:
                 problems += [_prefixed(p, signature.event_name) for p in exc.problems]
-        elif reference_values:
+        elif reference_values and not (partial and not _is_complete(reference_values)):
             event = _reference(reference_values, problems)
-        elif signature.event_required:
+        elif signature.event_required and not partial:
             problems.append(
                 EventProblem(
                     path=signature.event_name,
@@ -289,7 +297,15 @@ def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> Pre
         validated = signature.params_model.model_validate(user_values)
         kwargs = {name: getattr(validated, name) for name in signature.user_names}
     except ValidationError as exc:
-        problems += EventError.from_validation_error("parameters", exc).problems
+        problems += [
+            p
+            for p, error in zip(
+                EventError.from_validation_error("parameters", exc).problems,
+                exc.errors(include_url=False),
+                strict=True,
+            )
+            if not (partial and error["type"] == "missing" and len(error["loc"]) == 1)
+        ]
 
     dep_name = raw.get("dep_name")
     if dep_name is not None and not isinstance(dep_name, str):
@@ -307,10 +323,15 @@ def prepare_call(signature: FlowSignature, parameters: Mapping[str, Any]) -> Pre
     return PreparedCall(event=event, kwargs=kwargs, dep_name=dep_name, no_round=no_round)
 
 
-def check_parameters(signature: FlowSignature, parameters: Mapping[str, Any]) -> list[str]:
-    """Every problem of a parameter dict as one line each; empty when it is valid."""
+def check_parameters(
+    signature: FlowSignature, parameters: Mapping[str, Any], *, partial: bool = False
+) -> list[str]:
+    """Every problem of a parameter dict as one line each; empty when it is valid.
+
+    With `partial`, missing values are allowed (see `prepare_call`).
+    """
     try:
-        prepare_call(signature, parameters)
+        prepare_call(signature, parameters, partial=partial)
     except ParameterError as exc:
         return [str(p) for p in exc.problems]
     return []
@@ -383,6 +404,10 @@ def coerce_event(signature: FlowSignature, value: Any) -> WebhookEvent | DppEven
             )
         ],
     )
+
+
+def _is_complete(values: dict[str, Any]) -> bool:
+    return values.get("project_id") is not None and values.get("task_id") is not None
 
 
 def _reference(values: dict[str, Any], problems: list[EventProblem]) -> TaskReference | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from libnar.testing._build import assert_build_valid
 from libnar.testing._factories import make_dpp_event, make_task, make_task_id, make_webhook_event
 from libnar.testing._fixtures_samahub import fake_samahub
 from libnar.testing._prefect import PrefectServer, free_port
@@ -30,6 +31,7 @@ __all__ = [
     "FakeCall",
     "FakeSamaHub",
     "PrefectServer",
+    "assert_build_valid",
     "fake_samahub",
     "free_port",
     "make_dpp_event",

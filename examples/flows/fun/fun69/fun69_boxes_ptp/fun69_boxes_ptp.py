@@ -2,7 +2,7 @@
 
 Run it locally (embedded Prefect, nothing sent to SamaHub):
 
-    libnar run examples/fun69_boxes_ptp.py --event examples/events/dpp_event.json --param min_box_px=8
+    libnar run examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py --event examples/events/dpp_event.json --param min_box_px=8
 """
 
 from __future__ import annotations

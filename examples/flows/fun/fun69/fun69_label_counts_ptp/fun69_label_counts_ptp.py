@@ -1,6 +1,6 @@
 """Webhook example: count the labels of a delivered task, e.g. to feed a client report.
 
-libnar run examples/fun69_label_counts_ptp.py --event examples/events/webhook_event.json
+libnar run examples/flows/fun/fun69/fun69_label_counts_ptp/fun69_label_counts_ptp.py --event examples/events/webhook_event.json
 """
 
 from __future__ import annotations

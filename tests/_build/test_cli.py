@@ -1,0 +1,86 @@
+"""`libnar validate` and `libnar build`: what a user sees and the exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from libnar.cli import app
+from tests._build.conftest import write_package
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
+runner = CliRunner(env={"COLUMNS": "400"})
+
+
+def test_validate_examples_prints_a_one_line_summary() -> None:
+    result = runner.invoke(app, ["validate", str(EXAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "ok 3 flow packages valid (7 deployments)"
+
+
+def test_validate_reports_every_problem_grouped_by_package_and_exits_1(tmp_path: Path) -> None:
+    write_package(tmp_path / "fun", name="fun69_a_ptp", sama_build='ammount = "low"\ndisk = "1Ti"')
+    write_package(tmp_path / "fun", name="fun69_b_ptp")
+    write_package(tmp_path / "fun", name="fun69_c_pos_proc", sama_build='infra = "narwal"')
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())  # rich wraps long lines
+    assert f"x {tmp_path / 'fun' / 'fun69_a_ptp'} (2 problems)" in output
+    assert 'sama-build.ammount: unknown key (did you mean "amount"?)' in output
+    assert 'sama-build.disk: "1Ti" is not a size in Mi or Gi' in output
+    assert f"x {tmp_path / 'fun' / 'fun69_c_pos_proc'} (2 problems)" in output
+    assert "use 'fun69_c_ptp'" in output
+    assert "fun69_b_ptp" not in output
+    assert "2 of 3 flow packages have problems" in output
+
+
+def test_validate_shows_deprecation_warnings_and_passes(tmp_path: Path) -> None:
+    write_package(tmp_path, 'workspace = "test"')
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "workspace is deprecated and ignored" in result.output
+    assert "ok 1 flow package valid (1 deployment)" in result.output
+
+
+def test_validate_without_packages_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no flow package (a folder with a pyproject.toml)" in result.output
+
+
+def test_build_writes_prefect_yaml_and_prints_a_table(tmp_path: Path) -> None:
+    package = write_package(tmp_path, 'infra = "narwhal"\ndisk = "40Gi"')
+    result = runner.invoke(app, ["build", str(package)])
+    assert result.exit_code == 0, result.output
+    assert "fun69_boxes_ptp_deploy" in result.output
+    assert "narpool-aws-us / narq_fun69_boxes_ptp" in result.output
+    document = yaml.safe_load((package / "prefect.yaml").read_text())
+    assert document["deployments"][0]["work_pool"]["job_variables"]["ephemeral_storage"] == 40
+
+
+def test_build_prints_json_and_yaml_and_honours_output(tmp_path: Path) -> None:
+    package = write_package(tmp_path)
+    target = tmp_path / "out.yaml"
+    as_json = runner.invoke(app, ["build", str(package), "--format", "json", "--output", str(target)])
+    assert as_json.exit_code == 0, as_json.output
+    plan = json.loads(as_json.stdout)
+    assert plan["deployments"][0]["name"] == "fun69_boxes_ptp_deploy"
+    as_yaml = runner.invoke(app, ["build", str(package), "--format", "yaml", "--output", str(target)])
+    assert yaml.safe_load(as_yaml.stdout) == yaml.safe_load(target.read_text())
+    assert not (package / "prefect.yaml").exists()
+
+
+def test_build_of_an_invalid_package_writes_nothing(tmp_path: Path) -> None:
+    package = write_package(tmp_path, 'amount = "huge"')
+    result = runner.invoke(app, ["build", str(package)])
+    assert result.exit_code == 1
+    assert not (package / "prefect.yaml").exists()
+
+
+def test_build_output_needs_a_single_package() -> None:
+    result = runner.invoke(app, ["build", str(EXAMPLES), "--output", "x.yaml"])
+    assert result.exit_code == 2
+    assert "holds 3 flow packages; --output needs one package" in result.output
