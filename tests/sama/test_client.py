@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sama_helpers import Client, Waits, close, collect, make_client, run
 
 from libnar import DppResult, Task, TaskState
 from libnar.sama import (
@@ -23,6 +22,7 @@ from libnar.sama import (
     SamaValidationError,
 )
 from libnar.testing import FakeSamaHub, make_task
+from tests.sama.sama_helpers import Client, Waits, close, collect, make_client, run
 
 
 def add_tasks(fake: FakeSamaHub, count: int, **overrides: Any) -> list[Task]:

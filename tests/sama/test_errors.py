@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sama_helpers import Client, Waits, close, collect, make_client, run
 
 from libnar import DppResult
 from libnar.sama import (
@@ -25,6 +24,7 @@ from libnar.sama import (
 )
 from libnar.settings import SettingsError
 from libnar.testing import FakeSamaHub, make_task
+from tests.sama.sama_helpers import Client, Waits, close, collect, make_client, run
 
 TID = "5f1e2d3c4b5a69788796a5b4"
 
