@@ -489,3 +489,31 @@ def test_the_key_is_added_whatever_the_case_of_the_base_urls_host(
     task = fake_samahub.add_task(make_task())
     with SamaClient(base_url="https://SAMA.test/v2") as sama:
         assert sama.get_task(10, task.id).id == task.id
+
+
+@pytest.mark.parametrize(
+    ("env", "proxy"),
+    [
+        pytest.param({}, None, id="none"),
+        pytest.param({"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128", id="https-proxy"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "sama.test"}, None, id="no-proxy"
+        ),
+        pytest.param({"HTTP_PROXY": "http://proxy:3128"}, None, id="other-scheme"),
+        pytest.param({"ALL_PROXY": "http://proxy:1"}, "http://proxy:1", id="all-proxy"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "other.test,.sama.test"}, None, id="suffix"
+        ),
+    ],
+)
+def test_proxies_come_from_the_environment_for_the_api_host(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxy: str | None
+) -> None:
+    from libnar.sama._client import _env_proxy
+
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _env_proxy("https://sama.test/v2") == proxy

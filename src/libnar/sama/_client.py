@@ -104,11 +104,20 @@ def _resolve(
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`...), if any."""
+    """Return the proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`...), if any.
+
+    Environment variables only, as httpx reads them (no system settings, no DNS lookups).
+    """
     parsed = httpx.URL(url)
-    if urllib.request.proxy_bypass(parsed.host):
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parsed.scheme) or proxies.get("all")
+    if not proxy:
         return None
-    return urllib.request.getproxies().get(parsed.scheme)
+    for entry in proxies.get("no", "").split(","):
+        entry = entry.strip().lstrip(".").split(":")[0].lower()
+        if entry == "*" or (entry and (parsed.host == entry or parsed.host.endswith("." + entry))):
+            return None
+    return proxy
 
 
 @functools.cache
