@@ -426,6 +426,89 @@ def task_export(
     out.print(f"exported {count} tasks to {out_file}", highlight=False, soft_wrap=True)
 
 
+# -- libnar gateway ------------------------------------------------------------------------
+
+gateway_app = typer.Typer(
+    help="Receive SamaHub webhooks and DPP requests; trigger one Prefect flow run each.",
+    no_args_is_help=True,
+)
+app.add_typer(gateway_app, name="gateway")
+
+
+@gateway_app.command("serve")
+def gateway_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the gateway with uvicorn (settings from the environment; see `libnar settings`)."""
+    import uvicorn
+
+    from libnar._gateway import GatewayConfig, configure_logging
+    from libnar.settings import SettingsError
+
+    try:
+        GatewayConfig.from_settings()
+    except (SettingsError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    configure_logging()
+    uvicorn.run(
+        "libnar._gateway:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@gateway_app.command("replay")
+def gateway_replay(
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Run each pending event again with a new key, even if it has a run."
+        ),
+    ] = False,
+) -> None:
+    """Trigger every event still pending in the outbox (same keys: no duplicate runs)."""
+    import asyncio
+
+    from libnar._gateway import configure_logging, replay_outbox
+    from libnar.settings import SettingsError
+
+    configure_logging()
+    try:
+        report = asyncio.run(replay_outbox(force=force))
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    print(json.dumps(report.as_dict(), indent=2))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+# -- libnar dev ----------------------------------------------------------------------------
+
+
+@app.command()
+def dev(
+    flows_dir: Annotated[Path, typer.Argument(help="The folder with your flow files.")],
+    host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the gateway listens on.")] = 8000,
+) -> None:
+    """Run Prefect, every @nps_flow in FLOWS_DIR and the gateway locally, until Ctrl-C.
+
+    Uses PREFECT_API_URL when set, else starts a local Prefect server. Gateway secrets that are
+    not set are generated for the session. Prints curl lines that trigger each flow.
+    """
+    from libnar._dev import DevError, run_dev
+
+    try:
+        run_dev(flows_dir, host=host, port=port, say=lambda line: print(line, flush=True))
+    except DevError as exc:
+        raise fail(str(exc)) from None
+
+
 def main() -> None:
     """Entry point of the `libnar` console script."""
     app()

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     )
     gateway_admin_key: SecretStr | None = _env(
         "LIBNAR_GATEWAY_ADMIN_KEY",
-        "Bearer key for the gateway's admin endpoints (`/create-token`, `/deploy-json`).",
+        "Bearer key for the gateway's admin endpoints (`/create-token`, `/deploy-json`,"
+        " `/replay`).",
         default=None,
     )
     dpp_keys: SecretList = _env(
@@ -95,6 +96,38 @@ class Settings(BaseSettings):
         "Largest request body the gateway accepts, in bytes.",
         default=20_000_000,
         gt=0,
+    )
+    gateway_prefect_concurrency: int = _env(
+        "LIBNAR_GATEWAY_PREFECT_CONCURRENCY",
+        "Most requests one gateway process sends to the Prefect API at once.",
+        default=4,
+        ge=1,
+    )
+    gateway_bulk_window_ms: float = _env(
+        "LIBNAR_GATEWAY_BULK_WINDOW_MS",
+        "Milliseconds the gateway gathers events for one deployment into one bulk create call"
+        " (0 sends each event alone).",
+        default=10.0,
+        ge=0,
+    )
+    gateway_deployment_cache_seconds: float = _env(
+        "LIBNAR_GATEWAY_DEPLOYMENT_CACHE_SECONDS",
+        "Seconds the gateway remembers a deployment's id and parameters.",
+        default=30.0,
+        ge=0,
+    )
+    gateway_prefect_timeout: float = _env(
+        "LIBNAR_GATEWAY_PREFECT_TIMEOUT",
+        "Seconds the gateway waits for one Prefect API call, retries included, before"
+        " answering 503.",
+        default=20.0,
+        gt=0,
+    )
+    gateway_retry_after_seconds: int = _env(
+        "LIBNAR_GATEWAY_RETRY_AFTER_SECONDS",
+        "The `Retry-After` the gateway sends with a 503 when Prefect is unreachable.",
+        default=30,
+        ge=1,
     )
 
     # Build and deploy

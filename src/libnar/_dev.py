@@ -1,0 +1,270 @@
+"""`libnar dev`: a production-like NPS on a laptop, in one command.
+
+Starts (or reuses) a Prefect server, serves a `<flow>_deploy` deployment of every `@nps_flow`
+in a folder, runs the gateway in front of it, and prints `curl` lines that trigger each flow as
+SamaHub would. Ctrl-C stops everything it started. Layer 4: uses the gateway, the flows and
+`libnar.testing`'s Prefect server and sample events.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+
+from libnar.events import DppEvent, Task, WebhookEvent
+from libnar.flow import NpsFlow
+from libnar.naming import default_deployment_names
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+__all__ = ["DevError", "discover_flows", "run_dev"]
+
+logger = logging.getLogger("libnar.dev")
+
+_SKIPPED_DIRS = frozenset({"tests", "test", "__pycache__", "node_modules", "site", "build", "dist"})
+
+
+class DevError(RuntimeError):
+    """`libnar dev` cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class FoundFlow:
+    """An `@nps_flow` found in a file."""
+
+    flow: NpsFlow[Any, Any]
+    path: Path
+
+
+def discover_flows(folder: Path, warn: Callable[[str], None] = logger.warning) -> list[FoundFlow]:
+    """Import every `*.py` under `folder` and collect its `@nps_flow`s, one per flow name.
+
+    Test files, hidden folders and `tests/` are skipped; a file that fails to import is
+    reported through `warn` and skipped; of two flows with one name the shallower file wins.
+    """
+    if not folder.is_dir():
+        raise DevError(f"{folder}: no such folder (give the folder that holds your flow files)")
+    paths = sorted(
+        (p for p in folder.rglob("*.py") if _is_flow_file(p.relative_to(folder))),
+        key=lambda p: (len(p.relative_to(folder).parts), str(p)),
+    )
+    found: dict[str, FoundFlow] = {}
+    for index, path in enumerate(paths):
+        try:
+            module = _import_file(path, f"_libnar_dev_{index}_{path.stem}")
+        except Exception as exc:
+            warn(f"{path}: skipped, importing it failed: {type(exc).__name__}: {exc}")
+            continue
+        for value in vars(module).values():
+            if not isinstance(value, NpsFlow) or value.fn.__module__ != module.__name__:
+                continue
+            if value.name in found:
+                if found[value.name].path != path:
+                    warn(
+                        f"{path}: flow {value.name!r} skipped, already found in {found[value.name].path}"
+                    )
+                continue
+            found[value.name] = FoundFlow(value, path)
+    return sorted(found.values(), key=lambda f: f.flow.name)
+
+
+def _is_flow_file(relative: Path) -> bool:
+    if any(part.startswith((".", "_")) or part in _SKIPPED_DIRS for part in relative.parts[:-1]):
+        return False
+    name = relative.name
+    return not (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py")
+
+
+def _import_file(path: Path, module_name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(module_name, path.resolve())
+    if spec is None or spec.loader is None:
+        raise ImportError("not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- the processes ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _prefect_api(say: Callable[[str], None]) -> Iterator[str]:
+    """`PREFECT_API_URL` when set, else a local Prefect server started for this session."""
+    given = os.environ.get("PREFECT_API_URL")
+    if given:
+        say(f"Prefect API: {given} (PREFECT_API_URL)")
+        yield given
+        return
+    from libnar.testing import PrefectServer
+
+    say("Starting a local Prefect server (about 10 s) ...")
+    server = PrefectServer()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise DevError(str(exc)) from None
+    try:
+        say(f"Prefect API: {server.api_url}")
+        yield server.api_url
+    finally:
+        say("Stopping the Prefect server ...")
+        server.stop()
+
+
+@contextmanager
+def _gateway_process(host: str, port: int, env: dict[str, str]) -> Iterator[str]:
+    """`libnar gateway serve` as a child process; stopped on exit."""
+    process = subprocess.Popen(  # noqa: S603 - our own command, no shell
+        [
+            sys.executable,
+            "-m",
+            "libnar.cli",
+            "gateway",
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        env=env,
+    )
+    url = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise DevError(f"the gateway exited with code {process.returncode} (see above)")
+            try:
+                if httpx.get(f"{url}/ready", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise DevError(f"the gateway did not get ready on {url} within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _dev_secrets(env: dict[str, str]) -> dict[str, str]:
+    """The gateway's secrets: the configured ones, generated ones for what is not set."""
+    from libnar.settings import get_settings
+
+    settings = get_settings()
+    generated = {}
+    if not settings.gateway_secrets:
+        generated["LIBNAR_GATEWAY_SECRETS"] = secrets.token_urlsafe(32)
+    if settings.gateway_admin_key is None:
+        generated["LIBNAR_GATEWAY_ADMIN_KEY"] = secrets.token_urlsafe(24)
+    if not settings.dpp_keys:
+        generated["LIBNAR_DPP_KEYS"] = secrets.token_urlsafe(24)
+    env.update(generated)
+    return {
+        "secret": env.get("LIBNAR_GATEWAY_SECRETS", "").split(",")[0].strip()
+        or settings.gateway_secrets[0].get_secret_value(),
+        "dpp_key": env.get("LIBNAR_DPP_KEYS", "").split(",")[0].strip()
+        or settings.dpp_keys[0].get_secret_value(),
+    }
+
+
+def curl_line(url: str, headers: dict[str, str], body: dict[str, Any]) -> str:
+    """A `curl` command that posts `body` as JSON, quoted for a POSIX shell."""
+    parts = ["curl", "-sS", "-X", "POST", url, "-H", "content-type: application/json"]
+    for name, value in headers.items():
+        parts += ["-H", f"{name}: {value}"]
+    parts += ["-d", json.dumps(body, separators=(",", ":"))]
+    return shlex.join(parts)
+
+
+def _sample_request(flow: NpsFlow[Any, Any], gateway_url: str, keys: dict[str, str]) -> str | None:
+    from libnar._gateway import mint_token
+    from libnar.testing import make_dpp_event, make_webhook_event
+
+    kinds = flow.signature.event_kinds
+    if WebhookEvent in kinds or kinds == (Task,):
+        body = make_webhook_event().model_dump(mode="json")
+        token = mint_token(keys["secret"], flow.name)
+        return curl_line(f"{gateway_url}/webhook-event", {"x-auth-token": token}, body)
+    if DppEvent in kinds:
+        body = make_dpp_event(name=flow.name).model_dump(mode="json")
+        return curl_line(
+            f"{gateway_url}/dpp-event", {"Authorization": f"Bearer {keys['dpp_key']}"}, body
+        )
+    return None
+
+
+def run_dev(
+    folder: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Run Prefect, the flows' deployments and the gateway until Ctrl-C.
+
+    Raises:
+        DevError: no flows in the folder, or a part did not start.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    flows = discover_flows(folder, warn=say)
+    if not flows:
+        raise DevError(f"{folder}: no @nps_flow in any *.py file")
+    with ExitStack() as stack:
+        api_url = stack.enter_context(_prefect_api(say))
+        os.environ["PREFECT_API_URL"] = api_url
+        from prefect import serve
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        deployments = []
+        for found in flows:
+            name = default_deployment_names(found.flow.name)[0]
+            deployment = cast("RunnerDeployment", found.flow.to_deployment(name=name))
+            deployment.apply()
+            deployments.append(deployment)
+            say(f"deployment {found.flow.name}/{name}  ({found.path})")
+
+        env = {**os.environ, "PREFECT_API_URL": api_url}
+        keys = _dev_secrets(env)
+        gateway_url = stack.enter_context(_gateway_process(host, port, env))
+        say(f"gateway: {gateway_url}  (API docs: {gateway_url}/docs)")
+        say("")
+        say("Trigger a flow as SamaHub would (paste one line):")
+        for found in flows:
+            line = _sample_request(found.flow, gateway_url, keys)
+            if line is not None:
+                say(f"# {found.flow.name}")
+                say(line)
+        say("")
+        say("Serving the deployments; Ctrl-C stops everything.")
+        with suppress(KeyboardInterrupt):
+            serve(
+                *deployments, pause_on_shutdown=False, print_starting_message=False, query_seconds=2
+            )
+        say("Stopping ...")

@@ -1,0 +1,75 @@
+"""The gateway: SamaHub webhooks and DPP requests in, exactly one Prefect flow run each out.
+
+Internal (no stability promise); `libnar gateway serve|replay` and `libnar dev` use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from libnar._gateway._app import GatewayConfig, create_app
+from libnar._gateway._outbox import Outbox, OutboxEntry
+from libnar._gateway._service import Gateway, ReplayReport
+from libnar._gateway._tokens import mint_token, verify_token
+from libnar._gateway._trigger import PrefectTrigger
+from libnar.settings import Settings, get_settings
+
+__all__ = [
+    "GatewayConfig",
+    "Outbox",
+    "OutboxEntry",
+    "ReplayReport",
+    "app_from_environment",
+    "configure_logging",
+    "create_app",
+    "mint_token",
+    "replay_outbox",
+    "verify_token",
+]
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send libnar's gateway and audit logs to stderr, one line each (once per process)."""
+    logger = logging.getLogger("libnar")
+    if any(getattr(h, "_libnar_gateway", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler._libnar_gateway = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def app_from_environment() -> object:
+    """The app from the environment's settings: uvicorn's factory for `--workers N`."""
+    configure_logging()
+    return create_app()
+
+
+async def replay_outbox(
+    settings: Settings | None = None, *, force: bool = False, prefect_api_url: str | None = None
+) -> ReplayReport:
+    """Trigger every pending event of the outbox again (see `Gateway.replay`).
+
+    Raises:
+        SettingsError: PREFECT_API_URL is not set.
+    """
+    from libnar._gateway._trigger import prefect_api_settings
+    from libnar.settings import SettingsError
+
+    settings = settings or get_settings()
+    configured_url, headers = prefect_api_settings()
+    url = prefect_api_url or configured_url
+    if not url:
+        raise SettingsError("PREFECT_API_URL is not set: replay triggers runs on a Prefect server")
+    async with PrefectTrigger(
+        url,
+        headers=headers,
+        concurrency=settings.gateway_prefect_concurrency,
+        bulk_window_ms=settings.gateway_bulk_window_ms,
+        cache_seconds=settings.gateway_deployment_cache_seconds,
+        timeout=settings.gateway_prefect_timeout,
+    ) as trigger:
+        gateway = Gateway(Outbox(settings.outbox_dir), trigger)
+        return await gateway.replay(force=force)

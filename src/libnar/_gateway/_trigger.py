@@ -1,0 +1,473 @@
+"""Create flow runs on the Prefect API exactly once, grouping concurrent events per deployment.
+
+Talks to Prefect's REST API with httpx (not `run_deployment`) because the gateway must know
+whether a run is new or already existed, and Prefect's client hides that:
+
+- each run carries `idempotency_key = "<deployment id>:<event key>"` (Prefect's keys are unique
+  per flow, not per deployment, so the key holds the deployment);
+- each run also carries a random request id in its `context`; Prefect returns the existing run,
+  context included, when the key is taken, so "the run's request id is ours" means the run is
+  new. That holds for the single and the bulk endpoint (which answers CREATED either way), for
+  several gateway replicas, and for a call retried after a lost answer.
+
+Concurrent events for one deployment are gathered for a few milliseconds (or until a slot
+towards Prefect is free) and sent as one `POST /deployments/{id}/create_flow_run/bulk`: one
+transaction instead of one per run, which is what SQLite needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+__all__ = [
+    "CreatedRun",
+    "Deployment",
+    "DeploymentNotFound",
+    "ParametersRejected",
+    "PrefectError",
+    "PrefectTrigger",
+    "PrefectUnavailable",
+    "RunRequest",
+    "TriggerError",
+    "prefect_api_settings",
+]
+
+logger = logging.getLogger("libnar.gateway")
+
+_BULK_LIMIT = 100  # Prefect's BULK_CREATE_LIMIT
+_CONTEXT_KEY = "libnar_gateway_request"
+_RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class TriggerError(Exception):
+    """Creating a run failed; subclasses say why and how the gateway answers."""
+
+
+class PrefectUnavailable(TriggerError):
+    """Prefect did not answer, or answered that it is overloaded, until the time ran out."""
+
+
+class PrefectError(TriggerError):
+    """Prefect answered something the gateway did not expect (a bug on one side)."""
+
+
+class DeploymentNotFound(TriggerError):
+    """The flow has no deployment of that name on the Prefect API."""
+
+    def __init__(self, flow: str, deployment: str) -> None:
+        self.flow = flow
+        self.deployment = deployment
+        super().__init__(f"flow {flow!r} has no deployment {deployment!r} on the Prefect API")
+
+
+class ParametersRejected(TriggerError):
+    """The deployment refuses the run's parameters; the message is Prefect's or libnar's."""
+
+    def __init__(self, message: str, accepted: list[str] | None = None) -> None:
+        self.accepted = accepted
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the gateway needs of a deployment: its id and the parameter names it accepts."""
+
+    id: str
+    flow: str
+    name: str
+    accepted: tuple[str, ...] | None
+
+    def unknown_parameters(self, parameters: Mapping[str, Any]) -> list[str]:
+        """Top-level parameter names the deployment's schema does not have."""
+        if self.accepted is None:
+            return []
+        return [name for name in parameters if name not in self.accepted]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run to create."""
+
+    idempotency_key: str
+    name: str
+    tags: list[str]
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    """The run an event landed on, and whether it existed before."""
+
+    flow_run_id: str
+    flow_run_name: str
+    duplicate: bool
+
+
+@dataclass
+class _Waiting:
+    request: RunRequest
+    future: asyncio.Future[CreatedRun]
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def prefect_api_settings() -> tuple[str | None, dict[str, str]]:
+    """Prefect's configured API URL and the auth header its own client would send."""
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api
+    headers: dict[str, str] = {}
+    if api.auth_string is not None:
+        token = base64.b64encode(api.auth_string.get_secret_value().encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    elif api.key is not None:
+        headers["Authorization"] = f"Bearer {api.key.get_secret_value()}"
+    return api.url, headers
+
+
+class PrefectTrigger:
+    """Resolve deployments and create runs on one Prefect API; use as an async context manager.
+
+    Args:
+        api_url: Prefect's API URL (`PREFECT_API_URL`).
+        headers: Extra headers for every call (Prefect's auth).
+        concurrency: Most calls in flight towards Prefect at once.
+        bulk_window_ms: How long to gather events per deployment; 0 sends each alone.
+        cache_seconds: How long a deployment lookup is reused.
+        timeout: Seconds one call may take, retries included, before `PrefectUnavailable`.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        concurrency: int = 4,
+        bulk_window_ms: float = 10.0,
+        cache_seconds: float = 30.0,
+        timeout: float = 20.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.api_url + "/",
+            headers=dict(headers or {}),
+            timeout=httpx.Timeout(min(timeout, 10.0), connect=min(timeout, 3.0)),
+            limits=httpx.Limits(max_connections=concurrency + 2),
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._window = bulk_window_ms / 1000
+        self._cache_seconds = cache_seconds
+        self._timeout = timeout
+        self._deployments: dict[tuple[str, str], tuple[float, Deployment]] = {}
+        self._lookups: dict[tuple[str, str], asyncio.Future[Deployment]] = {}
+        self._queues: dict[str, list[_Waiting]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> PrefectTrigger:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Wait for runs being created, then close the HTTP connections."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def is_reachable(self) -> bool:
+        """Whether Prefect's `/health` answers 200 within 2 s."""
+        try:
+            response = await self._http.get("health", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    # -- deployments -------------------------------------------------------------------------
+
+    async def deployment(self, flow: str, name: str) -> Deployment:
+        """The deployment `flow/name`, from the cache when it was read recently.
+
+        Concurrent lookups of one deployment share one request.
+
+        Raises:
+            DeploymentNotFound: Prefect has no such deployment.
+            PrefectUnavailable: Prefect did not answer in time.
+        """
+        key = (flow, name)
+        cached = self._deployments.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        running = self._lookups.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Deployment] = asyncio.get_running_loop().create_future()
+        self._lookups[key] = future
+        try:
+            found = await self._read_deployment(flow, name)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters, if any, re-raise it themselves
+            raise
+        finally:
+            del self._lookups[key]
+        future.set_result(found)
+        self._deployments[key] = (time.monotonic(), found)
+        return found
+
+    def forget(self, deployment: Deployment) -> None:
+        """Drop a deployment from the cache (it was deleted or replaced)."""
+        self._deployments.pop((deployment.flow, deployment.name), None)
+
+    async def _read_deployment(self, flow: str, name: str) -> Deployment:
+        response = await self._send(
+            "GET", f"deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}"
+        )
+        if response.status_code == 404:
+            raise DeploymentNotFound(flow, name)
+        _expect(response, 200)
+        body = response.json()
+        schema = body.get("parameter_openapi_schema")
+        accepted = None
+        if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+            accepted = tuple(schema["properties"])
+        return Deployment(id=str(body["id"]), flow=flow, name=name, accepted=accepted)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def create_run(self, deployment: Deployment, request: RunRequest) -> CreatedRun:
+        """Create the run (or find the one with its key); does not wait for it to start.
+
+        Raises:
+            ParametersRejected: the deployment's schema refuses the parameters.
+            DeploymentNotFound: the deployment was deleted since it was looked up.
+            PrefectUnavailable: Prefect did not answer in time.
+            PrefectError: Prefect answered something unexpected.
+        """
+        waiting = _Waiting(request, asyncio.get_running_loop().create_future())
+        if self._window <= 0:
+            await self._run_batch(deployment, [waiting])
+            return await waiting.future
+        queue = self._queues.setdefault(deployment.id, [])
+        queue.append(waiting)
+        if len(queue) == 1:
+            self._start(self._flush_later(deployment))
+        return await waiting.future
+
+    def _start(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_later(self, deployment: Deployment) -> None:
+        await asyncio.sleep(self._window)
+        while self._queues.get(deployment.id):
+            # Wait for a free slot before taking the queue: events that arrive meanwhile join
+            # this batch, so batches grow with the load instead of queueing up one by one.
+            async with self._slots:
+                queue = self._queues.pop(deployment.id, [])
+                batch, rest = queue[:_BULK_LIMIT], queue[_BULK_LIMIT:]
+                if rest:
+                    self._queues[deployment.id] = rest
+                await self._run_batch(deployment, batch, have_slot=True)
+
+    async def _run_batch(
+        self, deployment: Deployment, batch: list[_Waiting], *, have_slot: bool = False
+    ) -> None:
+        groups: dict[str, list[_Waiting]] = {}
+        for waiting in batch:
+            groups.setdefault(waiting.request.idempotency_key, []).append(waiting)
+        firsts = [group[0] for group in groups.values()]
+        try:
+            if len(firsts) == 1:
+                outcomes: list[CreatedRun | TriggerError] = [
+                    await self._create_one(deployment, firsts[0], have_slot=have_slot)
+                ]
+            else:
+                outcomes = await self._create_bulk(deployment, firsts, have_slot=have_slot)
+        except Exception as exc:
+            if isinstance(exc, DeploymentNotFound):
+                self.forget(deployment)
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+            return
+        for group, outcome in zip(groups.values(), outcomes, strict=True):
+            for index, waiting in enumerate(group):
+                if waiting.future.done():
+                    continue
+                if isinstance(outcome, TriggerError):
+                    waiting.future.set_exception(outcome)
+                elif index:  # the same event twice in one batch: the later ones are repeats
+                    waiting.future.set_result(
+                        CreatedRun(outcome.flow_run_id, outcome.flow_run_name, duplicate=True)
+                    )
+                else:
+                    waiting.future.set_result(outcome)
+
+    def _run_body(self, waiting: _Waiting) -> dict[str, Any]:
+        request = waiting.request
+        return {
+            "name": request.name,
+            "parameters": request.parameters,
+            "tags": request.tags,
+            "idempotency_key": request.idempotency_key,
+            "context": {_CONTEXT_KEY: waiting.request_id},
+            "state": {"type": "SCHEDULED", "name": "Scheduled"},
+        }
+
+    async def _create_one(
+        self, deployment: Deployment, waiting: _Waiting, *, have_slot: bool
+    ) -> CreatedRun:
+        response = await self._send(
+            "POST",
+            f"deployments/{deployment.id}/create_flow_run",
+            json=self._run_body(waiting),
+            have_slot=have_slot,
+        )
+        if response.status_code == 404:
+            raise DeploymentNotFound(deployment.flow, deployment.name)
+        if response.status_code == 409:
+            raise ParametersRejected(_detail(response))
+        _expect(response, 200, 201)
+        return _created(response.json(), waiting, created=response.status_code == 201)
+
+    async def _create_bulk(
+        self, deployment: Deployment, batch: list[_Waiting], *, have_slot: bool
+    ) -> list[CreatedRun | TriggerError]:
+        """Create the batch in one call; retry the items Prefect failed for passing reasons.
+
+        The bulk endpoint answers CREATED for new and existing runs alike, and reports a
+        database error (SQLite's "database is locked") per item: those items are sent again
+        (their keys make that safe), and a run is taken as created only once it is read back.
+        """
+        outcomes: dict[int, CreatedRun | TriggerError] = {}
+        remaining = list(range(len(batch)))
+        deadline = time.monotonic() + self._timeout
+        delay = 0.05
+        while True:
+            response = await self._send(
+                "POST",
+                f"deployments/{deployment.id}/create_flow_run/bulk",
+                json=[self._run_body(batch[i]) for i in remaining],
+                have_slot=have_slot,
+            )
+            if response.status_code == 404:
+                raise DeploymentNotFound(deployment.flow, deployment.name)
+            _expect(response, 200, 201)
+            results = response.json()["results"]
+            ids = [str(r["flow_run_id"]) for r in results if r.get("status") == "CREATED"]
+            runs = await self._read_runs(ids, have_slot=have_slot) if ids else {}
+            again = []
+            for index, result in zip(remaining, results, strict=True):
+                error = str(result.get("error") or "")
+                run = runs.get(str(result.get("flow_run_id")))
+                if result.get("status") == "CREATED" and run is not None:
+                    outcomes[index] = _created(run, batch[index], created=None)
+                elif "validation failed" in error.lower():
+                    outcomes[index] = ParametersRejected(error)
+                elif result.get("status") == "CREATED" or _is_passing(error):
+                    again.append(index)
+                else:
+                    outcomes[index] = PrefectError(f"Prefect did not create the run: {error}")
+            if not again:
+                break
+            if time.monotonic() + delay > deadline:
+                for index in again:
+                    outcomes[index] = PrefectUnavailable("Prefect kept failing to create the run")
+                break
+            logger.debug(
+                "bulk create: %d of %d runs again in %.2f s", len(again), len(batch), delay
+            )
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, 2.0)
+            remaining = again
+        return [outcomes[i] for i in range(len(batch))]
+
+    async def _read_runs(self, ids: list[str], *, have_slot: bool) -> dict[str, dict[str, Any]]:
+        response = await self._send(
+            "POST",
+            "flow_runs/filter",
+            json={"flow_runs": {"id": {"any_": ids}}, "limit": len(ids)},
+            have_slot=have_slot,
+        )
+        _expect(response, 200)
+        return {str(run["id"]): run for run in response.json()}
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _send(
+        self, method: str, path: str, *, json: Any = None, have_slot: bool = False
+    ) -> httpx.Response:
+        """Send one call, retrying what is safe to retry until the time runs out.
+
+        Every call the gateway makes is safe to repeat: reads, and creates with an
+        idempotency key.
+        """
+        deadline = time.monotonic() + self._timeout
+        delay = 0.05
+        while True:
+            problem: str
+            try:
+                if have_slot:
+                    response = await self._http.request(method, path, json=json)
+                else:
+                    async with self._slots:
+                        response = await self._http.request(method, path, json=json)
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code not in _RETRIED_STATUSES:
+                    return response
+                problem = f"HTTP {response.status_code}: {_detail(response)}"
+            if time.monotonic() + delay > deadline:
+                raise PrefectUnavailable(f"Prefect API at {self.api_url}: {problem}")
+            logger.debug("Prefect %s %s: %s; retrying in %.2f s", method, path, problem, delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, 2.0)
+
+
+def _created(run: Mapping[str, Any], waiting: _Waiting, *, created: bool | None) -> CreatedRun:
+    """A created-run answer; new when the run carries this request's id."""
+    context = run.get("context") or {}
+    if _CONTEXT_KEY in context:
+        is_new = context[_CONTEXT_KEY] == waiting.request_id
+    else:  # a run created by something else (e.g. another tool) with the same key
+        is_new = bool(created)
+    return CreatedRun(flow_run_id=str(run["id"]), flow_run_name=run["name"], duplicate=not is_new)
+
+
+def _is_passing(error: str) -> bool:
+    """Whether a per-item bulk error is one that passes (a busy or briefly gone database)."""
+    lowered = error.lower()
+    return any(word in lowered for word in ("locked", "operationalerror", "timeout", "connection"))
+
+
+def _expect(response: httpx.Response, *statuses: int) -> None:
+    if response.status_code not in statuses:
+        raise PrefectError(
+            f"Prefect answered {response.status_code} to {response.request.method}"
+            f" {response.request.url.path}: {_detail(response)}"
+        )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)[:500]

@@ -1,0 +1,258 @@
+"""Nothing lost: the gateway killed mid-load, and Prefect gone and back, then a replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+)
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from libnar._gateway import Outbox, OutboxEntry, mint_token, replay_outbox
+from libnar.testing import PrefectServer, free_port
+
+from .conftest import (
+    ADMIN_KEY,
+    DPP_KEY,
+    SECRET,
+    RunningGateway,
+    gateway_settings,
+    serve_in_thread,
+    webhook_body,
+)
+from .flows import gw_hook_ptp
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parents[2]
+
+
+@contextmanager
+def gateway_process(api_url: str, outbox: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`libnar gateway serve` as a subprocess; yields its URL and the process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "LIBNAR_GATEWAY_SECRETS": SECRET,
+        "LIBNAR_GATEWAY_ADMIN_KEY": ADMIN_KEY,
+        "LIBNAR_DPP_KEYS": DPP_KEY,
+        "LIBNAR_OUTBOX_DIR": str(outbox),
+    }
+    log = (outbox.parent / "gateway.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "libnar.cli", "gateway", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (outbox.parent / "gateway.log").read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def runs_by_task(deployment_id: str) -> dict[str, list[Any]]:
+    """Every run of the deployment, grouped by the task it is for."""
+    found: dict[str, list[Any]] = {}
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            page = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                offset=offset,
+                limit=200,
+            )
+            for run in page:
+                task = next(t.removeprefix("task:") for t in run.tags if t.startswith("task:"))
+                found.setdefault(task, []).append(run)
+            if len(page) < 200:
+                return found
+            offset += 200
+
+
+def outbox_tasks(outbox: Path) -> set[str]:
+    """Task ids of every event the outbox holds, pending or done."""
+    tasks = set()
+    for folder in ("pending", "done"):
+        for path in (outbox / folder).glob("*.json"):
+            entry = OutboxEntry.model_validate_json(path.read_text())
+            tasks.add(entry.parameters["event"]["task"]["id"])
+    return tasks
+
+
+def test_killed_mid_load_then_replayed_every_accepted_event_has_one_run(
+    deployments: dict[str, str], prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    token = mint_token(SECRET, "gw_hook_ptp")
+    bodies = [webhook_body() for _ in range(240)]
+    bodies += bodies[::6]  # repeats of some events
+    accepted: dict[str, str] = {}
+    lock = threading.Lock()
+    with gateway_process(prefect_server.api_url, outbox) as (url, process):
+
+        def post(body: dict[str, Any]) -> None:
+            try:
+                with httpx.Client(base_url=url, timeout=30) as client:
+                    answer = client.post(
+                        "/webhook-event", json=body, headers={"x-auth-token": token}
+                    )
+            except httpx.HTTPError:
+                return  # the gateway died while answering: the client never saw a 200
+            if answer.status_code == 200:
+                with lock:
+                    accepted[body["task"]["id"]] = answer.json()["flow_run_id"]
+                    if len(accepted) == 60:
+                        os.kill(process.pid, signal.SIGKILL)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(post, bodies))
+        assert process.wait(10) == -signal.SIGKILL
+
+    assert 60 <= len(accepted) < 240
+    kept = outbox_tasks(outbox)
+    done = subprocess.run(
+        [sys.executable, "-m", "libnar.cli", "gateway", "replay"],
+        env={
+            **os.environ,
+            "PREFECT_API_URL": prefect_server.api_url,
+            "LIBNAR_OUTBOX_DIR": str(outbox),
+        },
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["failed"] == []
+    assert list((outbox / "pending").glob("*.json")) == []
+
+    runs = runs_by_task(deployments["gw_hook_ptp_deploy"])
+    for task in set(accepted) | kept:
+        assert len(runs.get(task, [])) == 1, task
+    for task, run_id in accepted.items():
+        assert str(runs[task][0].id) == run_id
+
+
+@pytest.fixture
+def second_prefect(tmp_path: Path) -> Iterator[PrefectServer]:
+    """A Prefect server of this test's own, to stop and start again on the same database."""
+    server = PrefectServer(home=tmp_path / "prefect-home")
+    server.home.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_prefect_down_gets_503_and_the_event_runs_after_a_replay(
+    second_prefect: PrefectServer, tmp_path: Path
+) -> None:
+    with temporary_settings(updates={PREFECT_API_URL: second_prefect.api_url}):
+        deployment_id = str(gw_hook_ptp.to_deployment(name="gw_hook_ptp_deploy").apply())
+    settings = gateway_settings(
+        tmp_path / "outbox", gateway_prefect_timeout=1.0, gateway_deployment_cache_seconds=0
+    )
+    token = mint_token(SECRET, "gw_hook_ptp")
+    body = webhook_body()
+    with serve_in_thread(settings, prefect_api_url=second_prefect.api_url) as url:
+        gateway = RunningGateway(url, tmp_path / "outbox")
+        with gateway.client() as client:
+            first = client.post(
+                "/webhook-event", json=webhook_body(), headers={"x-auth-token": token}
+            )
+            assert first.status_code == 200
+
+            second_prefect.stop()
+            answer = client.post("/webhook-event", json=body, headers={"x-auth-token": token})
+            assert answer.status_code == 503
+            assert answer.headers["Retry-After"] == "30"
+            assert "kept" in answer.json()["detail"]
+            assert client.get("/ready").status_code == 503
+            [pending] = list((tmp_path / "outbox" / "pending").glob("*.json"))
+            assert body["task"]["id"] in pending.read_text()
+
+            second_prefect.start()
+            assert client.get("/ready").status_code == 200
+            replayed = client.post("/replay", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert replayed.json() == {
+                "triggered": 1,
+                "duplicates": 0,
+                "rejected": [],
+                "failed": [],
+            }
+            # SamaHub's own retry of the same delivery lands on the replayed run.
+            again = client.post("/webhook-event", json=body, headers={"x-auth-token": token})
+            assert again.json()["duplicate"] is True
+
+    with temporary_settings(updates={PREFECT_API_URL: second_prefect.api_url}):
+        runs = runs_by_task(deployment_id)
+    assert len(runs[body["task"]["id"]]) == 1
+    assert list((tmp_path / "outbox" / "pending").glob("*.json")) == []
+
+
+def test_forced_replay_runs_a_pending_event_again_with_a_new_key(
+    deployments: dict[str, str], prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    settings = gateway_settings(outbox)
+    entry = OutboxEntry(
+        source="webhook",
+        flow="gw_hook_ptp",
+        deployment="gw_hook_ptp_deploy",
+        event_key="webhook-forced-" + webhook_body()["task"]["id"],
+        parameters={"event": (body := webhook_body())},
+        run_name="forced",
+        tags=[f"task:{body['task']['id']}"],
+    )
+    Outbox(outbox).write(entry)
+    first = asyncio.run(replay_outbox(settings))
+    assert (first.triggered, first.duplicates) == (1, 0)
+    Outbox(outbox).write(entry)  # as if the gateway died before marking it done
+    again = asyncio.run(replay_outbox(settings))
+    assert (again.triggered, again.duplicates) == (0, 1)
+    Outbox(outbox).write(entry)
+    forced = asyncio.run(replay_outbox(settings, force=True))
+    assert (forced.triggered, forced.duplicates) == (1, 0)
+    runs = runs_by_task(deployments["gw_hook_ptp_deploy"])[body["task"]["id"]]
+    assert len(runs) == 2
+    assert sorted(r.idempotency_key.rsplit(":", 1)[-1] for r in runs)[0] == "attempt-1"
