@@ -14,6 +14,10 @@ from libnar.settings import settings_table
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
+BOXES = EXAMPLES / "flows" / "fun" / "fun69" / "fun69_boxes_ptp" / "fun69_boxes_ptp.py"
+LABELS = (
+    EXAMPLES / "flows" / "fun" / "fun69" / "fun69_label_counts_ptp" / "fun69_label_counts_ptp.py"
+)
 DPP_EVENT = EXAMPLES / "events" / "dpp_event.json"
 WEBHOOK_EVENT = EXAMPLES / "events" / "webhook_event.json"
 
@@ -43,7 +47,7 @@ def fun69_broken_ptp(event: WebhookEvent) -> None:
 @pytest.mark.usefixtures("prefect_server")
 class TestRun:
     def test_run_prints_name_state_duration_and_result(self) -> None:
-        done = libnar("run", EXAMPLES / "fun69_boxes_ptp.py", "--event", DPP_EVENT)
+        done = libnar("run", BOXES, "--event", DPP_EVENT)
         assert done.returncode == 0, done.stderr
         assert "run:      fun69_boxes_ptp-10423-64b7f0c2a1e3d4f5a6b7c8d9-r1" in done.stdout
         assert "state:    Completed" in done.stdout
@@ -57,7 +61,7 @@ class TestRun:
     def test_param_overrides_the_event_parameters_and_is_coerced(self) -> None:
         done = libnar(
             "run",
-            f"{EXAMPLES / 'fun69_boxes_ptp.py'}:fun69_boxes_ptp",
+            f"{BOXES}:fun69_boxes_ptp",
             "--event",
             DPP_EVENT,
             "--param",
@@ -82,17 +86,27 @@ class TestRun:
     [
         (["run", "examples/nope.py", "--event", str(DPP_EVENT)], "examples/nope.py: no such file"),
         (
-            ["run", "examples/fun69_boxes_ptp.py:nothing", "--event", str(DPP_EVENT)],
+            [
+                "run",
+                "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py:nothing",
+                "--event",
+                str(DPP_EVENT),
+            ],
             "is not an @nps_flow (flows in the file: fun69_boxes_ptp)",
         ),
         (
-            ["run", "examples/fun69_boxes_ptp.py", "--event", str(WEBHOOK_EVENT)],
+            [
+                "run",
+                "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py",
+                "--event",
+                str(WEBHOOK_EVENT),
+            ],
             "event.name: found nothing; expected a value",
         ),
         (
             [
                 "run",
-                "examples/fun69_boxes_ptp.py",
+                "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py",
                 "--event",
                 str(DPP_EVENT),
                 "-p",
@@ -101,12 +115,38 @@ class TestRun:
             "min_box_px: found 'big'; expected a valid integer",
         ),
         (
-            ["run", "examples/fun69_boxes_ptp.py", "--event", str(DPP_EVENT), "-p", "colour=red"],
+            [
+                "run",
+                "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py",
+                "--event",
+                str(DPP_EVENT),
+                "-p",
+                "colour=red",
+            ],
             "colour: found an unknown parameter; expected one of: event, min_box_px",
         ),
-        (["run", "examples/fun69_boxes_ptp.py", "-p", "nokeyvalue"], "expected KEY=VALUE"),
-        (["run", "examples/fun69_boxes_ptp.py", "--event", "missing.json"], "No such file"),
-        (["run", "examples/fun69_boxes_ptp.py"], "event: found nothing"),
+        (
+            [
+                "run",
+                "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py",
+                "-p",
+                "nokeyvalue",
+            ],
+            "expected KEY=VALUE",
+        ),
+        (
+            [
+                "run",
+                "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py",
+                "--event",
+                "missing.json",
+            ],
+            "No such file",
+        ),
+        (
+            ["run", "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py"],
+            "event: found nothing",
+        ),
     ],
     ids=[
         "no-file",
@@ -129,7 +169,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str
 def test_bad_event_file_gives_one_line_per_problem(tmp_path: Path) -> None:
     event = tmp_path / "bad.json"
     event.write_text(json.dumps({"name": "x", "task": {"id": 5, "round": "r"}}))
-    done = libnar("run", EXAMPLES / "fun69_boxes_ptp.py", "--event", event)
+    done = libnar("run", BOXES, "--event", event)
     assert done.returncode == 2
     assert "event.task.id: found 5; expected a valid string" in done.stderr
     assert "event.task.project_id: found nothing" in done.stderr
@@ -141,7 +181,7 @@ def test_run_works_with_nothing_else_running(tmp_path: Path) -> None:
     """Right after `pip install libnar`: no PREFECT_API_URL, so an embedded server starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "home")
-    done = libnar("run", EXAMPLES / "fun69_label_counts_ptp.py", "--event", WEBHOOK_EVENT, env=env)
+    done = libnar("run", LABELS, "--event", WEBHOOK_EVENT, env=env)
     assert done.returncode == 0, done.stderr
     assert "state:    Completed" in done.stdout
     assert json.loads(done.stdout.split("result:\n", 1)[1]) == {"car": 2, "truck": 1, "sign": 1}

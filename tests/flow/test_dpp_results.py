@@ -240,7 +240,7 @@ def test_libnar_run_prints_a_dpp_result_and_sends_it_only_with_submit(
     event_file = tmp_path / "event.json"
     event_file.write_text(event.model_dump_json())
     runner = CliRunner()
-    flow_file = "examples/fun69_boxes_ptp.py"
+    flow_file = "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py"
     done = runner.invoke(app, ["run", flow_file, "--event", str(event_file)])
     assert done.exit_code == 0, done.output
     assert fake_samahub.dpp_results == {}

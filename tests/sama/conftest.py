@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sama_helpers import Client, Waits, close, make_client
 
 from libnar.testing import FakeSamaHub
+from tests.sama.sama_helpers import Client, Waits, close, make_client
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sama_helpers import Client, Waits, close, collect, make_client, run
 
 from libnar import DppResult, Task, TaskState
 from libnar.sama import (
@@ -23,6 +22,7 @@ from libnar.sama import (
     SamaValidationError,
 )
 from libnar.testing import FakeSamaHub, make_task
+from tests.sama.sama_helpers import Client, Waits, close, collect, make_client, run
 
 
 def add_tasks(fake: FakeSamaHub, count: int, **overrides: Any) -> list[Task]:
@@ -191,6 +191,46 @@ async def test_iter_delivered_since_last_call_sends_filters_in_the_body(
         "consumer": "c",
         "limit": 1000,
     }
+
+
+async def wait_until(condition: Any, seconds: float = 5.0) -> bool:
+    """Poll `condition` until it holds (the read-ahead runs in a thread or a task)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def first(items: Any) -> Any:
+    return await anext(items) if hasattr(items, "__anext__") else next(items)
+
+
+async def stop(items: Any) -> None:
+    await run(items.aclose() if hasattr(items, "aclose") else items.close())
+
+
+async def test_iter_tasks_fetches_the_next_page_while_the_caller_works(
+    client: Client, fake_samahub: FakeSamaHub
+) -> None:
+    added = add_tasks(fake_samahub, 5)
+    tasks = client.iter_tasks(10, page_size=2)
+    assert (await first(tasks)).id == added[0].id
+    assert await wait_until(lambda: len(fake_samahub.calls("tasks")) == 2)
+    await stop(tasks)
+    assert (await run(client.get_task(10, added[4].id))).id == added[4].id  # still usable
+
+
+async def test_delivered_since_last_call_never_asks_for_a_page_the_caller_did_not_reach(
+    client: Client, fake_samahub: FakeSamaHub
+) -> None:
+    added = add_tasks(fake_samahub, 5)
+    tasks = client.iter_delivered_since_last_call(10, "nightly", limit=2)
+    assert [(await first(tasks)).id, (await first(tasks)).id] == [t.id for t in added[:2]]
+    assert not await wait_until(lambda: len(fake_samahub.calls()) > 1, seconds=0.2)
+    await stop(tasks)
+    rest = await collect(client.iter_delivered_since_last_call(10, "nightly", limit=2))
+    assert [t.id for t in rest] == [t.id for t in added[2:]]
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -441,3 +481,39 @@ def test_libnar_re_exports_the_client_lazily() -> None:
     assert libnar.SamaClient is SamaClient
     assert libnar.SamaError is libnar.sama.SamaError
     assert set(libnar.sama.__all__) - {"Batch", "Project"} <= set(libnar.__all__)
+
+
+def test_the_key_is_added_whatever_the_case_of_the_base_urls_host(
+    fake_samahub: FakeSamaHub,
+) -> None:
+    task = fake_samahub.add_task(make_task())
+    with SamaClient(base_url="https://SAMA.test/v2") as sama:
+        assert sama.get_task(10, task.id).id == task.id
+
+
+@pytest.mark.parametrize(
+    ("env", "proxy"),
+    [
+        pytest.param({}, None, id="none"),
+        pytest.param({"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128", id="https-proxy"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "sama.test"}, None, id="no-proxy"
+        ),
+        pytest.param({"HTTP_PROXY": "http://proxy:3128"}, None, id="other-scheme"),
+        pytest.param({"ALL_PROXY": "http://proxy:1"}, "http://proxy:1", id="all-proxy"),
+        pytest.param(
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "other.test,.sama.test"}, None, id="suffix"
+        ),
+    ],
+)
+def test_proxies_come_from_the_environment_for_the_api_host(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxy: str | None
+) -> None:
+    from libnar.sama._client import _env_proxy
+
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _env_proxy("https://sama.test/v2") == proxy

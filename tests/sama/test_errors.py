@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sama_helpers import Client, Waits, close, collect, make_client, run
 
 from libnar import DppResult
 from libnar.sama import (
@@ -25,6 +24,7 @@ from libnar.sama import (
 )
 from libnar.settings import SettingsError
 from libnar.testing import FakeSamaHub, make_task
+from tests.sama.sama_helpers import Client, Waits, close, collect, make_client, run
 
 TID = "5f1e2d3c4b5a69788796a5b4"
 
@@ -211,7 +211,7 @@ def test_error_bodies_are_read_in_every_shape_samahub_uses(
 def test_an_unexpected_answer_is_an_error_not_data(body: bytes, problem: str) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
     sama = SamaClient("k", base_url="https://sama.test/v2", transport=transport)
-    with sama, pytest.raises(SamaError, match="200 with an unexpected answer") as raised:
+    with sama, pytest.raises(SamaError, match="unexpected answer") as raised:
         sama.get_project_stats(1)
     assert problem in str(raised.value)
 
@@ -223,7 +223,18 @@ def test_a_task_without_an_id_is_an_unexpected_answer() -> None:
     with sama, pytest.raises(SamaError) as raised:
         sama.get_task(1, "t")
     assert str(raised.value).startswith(
-        "GET /projects/1/tasks/t.json: 200 with an unexpected answer (task.id: Field required)"
+        "GET /projects/1/tasks/t.json: unexpected answer (task.id: Field required)"
+    )
+
+
+def test_a_page_with_an_invalid_task_is_an_unexpected_answer() -> None:
+    answer = httpx.Response(200, json={"tasks": [{"id": "a", "project_id": 1}, {"id": "b"}]})
+    transport = httpx.MockTransport(lambda request: answer)
+    sama = SamaClient("k", base_url="https://sama.test/v2", transport=transport)
+    with sama, pytest.raises(SamaError) as raised:
+        list(sama.iter_tasks(1))
+    assert str(raised.value).startswith(
+        "GET /projects/1/tasks.json: unexpected answer (tasks.1.project_id: Field required)"
     )
 
 
@@ -279,3 +290,8 @@ def test_the_key_still_reaches_samahub(fake_samahub: FakeSamaHub) -> None:
         sama.get_task(10, task.id)
     [request] = fake_samahub.calls()
     assert request.params == {"same_as_delivery": "true"}  # the fake checked access_key
+
+
+def test_an_error_built_by_hand_reads_well() -> None:
+    assert str(SamaError("something broke")) == "something broke"
+    assert str(SamaError("409 conflict", method="POST", path="/p")) == "POST /p: 409 conflict"

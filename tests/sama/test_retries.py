@@ -10,7 +10,6 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from sama_helpers import Client, Waits, close, collect, make_client, run
 
 from libnar import DppResult, Task
 from libnar.sama import (
@@ -21,6 +20,7 @@ from libnar.sama import (
     SamaTransportError,
 )
 from libnar.testing import FakeSamaHub, make_task
+from tests.sama.sama_helpers import Client, Waits, close, collect, make_client, run
 
 
 @dataclass

@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 import httpx
 import pydantic_core
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from libnar.events import DppResult, Task
 from libnar.sama._errors import SamaConfigError, SamaError, error_for_response
-from libnar.sama._models import Batch, BatchCreated, Project, TaskAnswer, TaskPage
+from libnar.sama._models import Batch, BatchCreated, Project, TaskAnswer
 
 T = TypeVar("T")
 
@@ -52,40 +52,62 @@ class Call(Generic[T]):
 class Probe(Generic[T]):
     """How to learn whether a POST whose answer was lost did its work before sending it again.
 
-    `pager()` walks the tasks that would exist if it did; `found(page)` returns the answer to
+    `pager()` walks the tasks that would exist if it did; `found(task)` returns the answer to
     use instead of re-sending, or None to keep looking.
     """
 
-    pager: Callable[[], Pager[Task]]
-    found: Callable[[list[Task]], T | None]
+    pager: Callable[[], Pager]
+    found: Callable[[Task], T | None]
 
 
-class Pager(Generic[T]):
-    """Walk a paged endpoint: call after call until a page is shorter than its size.
+_TASK_LIST: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
 
-    Usage: `while (call := pager.next_call()) is not None: items = pager.take(send(call))`.
+
+class Pager:
+    """Walk a paged task endpoint: call after call until a page is shorter than its size.
+
+    A page is decoded in two steps so that a client can ask for the next page before it
+    validates the tasks of this one: `next_call(rows)` needs only the decoded rows' count,
+    `tasks(rows)` does the (slower) validation. With `read_ahead`, clients fetch the next page
+    while the caller works on this one; it is off where asking moves a position on SamaHub.
+
+    Usage: `call = pager.first_call()`, then `rows = send(call)`,
+    `call = pager.next_call(rows)`, `tasks = pager.tasks(rows)` until `call` is None.
     """
 
-    def __init__(self, make_call: Callable[[int], Call[list[T]]], page_size: int) -> None:
+    def __init__(
+        self,
+        make_call: Callable[[int], Call[list[Any]]],
+        page_size: int,
+        *,
+        read_ahead: bool = True,
+    ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         self._make_call = make_call
         self.page_size = page_size
-        self._page = 0
-        self.done = False
+        self.read_ahead = read_ahead
+        self._page = 1
+        self._last = make_call(1)
 
-    def next_call(self) -> Call[list[T]] | None:
-        """Return the call for the next page, or None when the last page has been read."""
-        if self.done:
+    def first_call(self) -> Call[list[Any]]:
+        """Return the call for page 1."""
+        return self._last
+
+    def next_call(self, rows: list[Any]) -> Call[list[Any]] | None:
+        """Record a page's rows; return the next page's call, or None after a short page."""
+        if len(rows) < self.page_size:
             return None
         self._page += 1
-        return self._make_call(self._page)
+        self._last = self._make_call(self._page)
+        return self._last
 
-    def take(self, items: list[T]) -> list[T]:
-        """Record one page's items; a short or empty page is the last one."""
-        if len(items) < self.page_size:
-            self.done = True
-        return items
+    def tasks(self, rows: list[Any]) -> list[Task]:
+        """Validate a page's rows into `Task`s."""
+        try:
+            return _TASK_LIST.validate_python(rows)
+        except ValidationError as exc:
+            raise unexpected_answer(self._last, exc, prefix="tasks.") from None
 
 
 # --- query strings and bodies ---------------------------------------------------------------
@@ -146,8 +168,14 @@ def _task(content: bytes) -> Task:
     return TaskAnswer.model_validate_json(content).task
 
 
-def _tasks(content: bytes) -> list[Task]:
-    return TaskPage.model_validate_json(content).tasks
+def _rows(content: bytes) -> list[Any]:
+    """Decode a page, `{"tasks": [...]}`, leaving the tasks to `Pager.tasks`."""
+    rows = _object(content).get("tasks")
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise ValueError(f"tasks: expected a list, got {type(rows).__name__}")
+    return rows
 
 
 def _project(content: bytes) -> Project:
@@ -168,22 +196,24 @@ def read_answer(call: Call[T], response: httpx.Response) -> T:
         raise error_for_response(call.method, call.path, response, dpp=call.dpp)
     try:
         return call.parse(response.content)
-    except (ValueError, ValidationError) as exc:
-        raise SamaError(
-            f"{response.status_code} with an unexpected answer ({_first_problem(exc)})",
-            method=call.method,
-            path=call.path,
-            status_code=response.status_code,
-            hint="SamaHub's answer does not have the documented shape; report it to NPS",
-        ) from None
+    except ValueError as exc:  # includes pydantic's ValidationError
+        raise unexpected_answer(call, exc) from None
 
 
-def _first_problem(exc: ValueError) -> str:
+def unexpected_answer(call: Call[Any], exc: ValueError, prefix: str = "") -> SamaError:
+    """Build the error for a 2xx answer that does not have the documented shape."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return f"{where}: {first['msg']}"
-    return str(exc).split("\n")[0][:200]
+        where = prefix + ".".join(str(part) for part in first["loc"])
+        problem = f"{where or 'body'}: {first['msg']}"
+    else:
+        problem = str(exc).split("\n")[0][:200]
+    return SamaError(
+        f"unexpected answer ({problem})",
+        method=call.method,
+        path=call.path,
+        hint="SamaHub's answer does not have the documented shape; report it to NPS",
+    )
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -251,33 +281,33 @@ class Endpoints:
         params = query({"same_as_delivery": same_as_delivery})
         return self._api("GET", path, _task, params=params)
 
-    def tasks(self, pid: str | int, filters: Mapping[str, Any], page_size: int) -> Pager[Task]:
+    def tasks(self, pid: str | int, filters: Mapping[str, Any], page_size: int) -> Pager:
         return self._paged(f"/projects/{_segment(pid)}/tasks.json", filters, page_size)
 
-    def delivered(self, pid: str | int, filters: Mapping[str, Any], page_size: int) -> Pager[Task]:
+    def delivered(self, pid: str | int, filters: Mapping[str, Any], page_size: int) -> Pager:
         return self._paged(f"/projects/{_segment(pid)}/tasks/delivered.json", filters, page_size)
 
-    def _paged(self, path: str, filters: Mapping[str, Any], page_size: int) -> Pager[Task]:
+    def _paged(self, path: str, filters: Mapping[str, Any], page_size: int) -> Pager:
         base = query(filters)
-        self._api("GET", path, _tasks)  # fail on a missing key now, not at the first page
 
-        def page(number: int) -> Call[list[Task]]:
+        def page(number: int) -> Call[list[Any]]:
             params = {**base, "page": str(number), "page_size": str(page_size)}
-            return self._api("GET", path, _tasks, params=params)
+            return self._api("GET", path, _rows, params=params)
 
         return Pager(page, page_size)
 
     def delivered_since_last_call(
         self, pid: str | int, consumer: str, limit: int, filters: Mapping[str, Any]
-    ) -> Pager[Task]:
+    ) -> Pager:
         if not consumer:
             raise ValueError("consumer must be a non-empty name")
         body = {**query(filters), "consumer": consumer, "limit": limit}
         # Not idempotent: SamaHub moves the consumer's position on every answer it sends.
         call = self._api(
-            "POST", f"/projects/{_segment(pid)}/tasks/delivered.json", _tasks, body=body
+            "POST", f"/projects/{_segment(pid)}/tasks/delivered.json", _rows, body=body
         )
-        return Pager(lambda _page: call, limit)
+        # No read-ahead: a page asked for but never read would be lost to this consumer.
+        return Pager(lambda _page: call, limit, read_ahead=False)
 
     def create_batches(
         self,
@@ -328,10 +358,9 @@ class Endpoints:
     def _batch_probe(
         self, pid: str | int, client_batch_id: str, created: Sequence[str]
     ) -> Probe[str]:
-        def found(page: list[Task]) -> str | None:
-            for task in page:
-                if task.batch_id is not None and str(task.batch_id) not in created:
-                    return str(task.batch_id)
+        def found(task: Task) -> str | None:
+            if task.batch_id is not None and str(task.batch_id) not in created:
+                return str(task.batch_id)
             return None
 
         filters = {"client_batch_id": client_batch_id, "omit_answers": True}

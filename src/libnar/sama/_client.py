@@ -11,9 +11,22 @@ httpx's client, so the URL httpx logs and puts on requests, responses and errors
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import aclosing, closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self, TypeVar
@@ -91,18 +104,36 @@ def _resolve(
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`...), if any."""
+    """Return the proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`...), if any.
+
+    Environment variables only, as httpx reads them (no system settings, no DNS lookups).
+    """
     parsed = httpx.URL(url)
-    if urllib.request.proxy_bypass(parsed.host):
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parsed.scheme) or proxies.get("all")
+    if not proxy:
         return None
-    return urllib.request.getproxies().get(parsed.scheme)
+    for entry in proxies.get("no", "").split(","):
+        entry = entry.strip().lstrip(".").split(":")[0].lower()
+        if entry == "*" or (entry and (parsed.host == entry or parsed.host.endswith("." + entry))):
+            return None
+    return proxy
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Return one SSL context for every client: loading the CA bundle takes ~20 ms each time.
+
+    Built once per process from httpx's defaults (certifi, or `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+    """
+    return httpx.create_ssl_context(trust_env=True)
 
 
 class _AccessKey:
     """Add `access_key` to requests for the public API, and to nothing else."""
 
     def __init__(self, base_url: str, key: SecretStr | None) -> None:
-        self._prefix = base_url + "/"
+        self._prefix = str(httpx.URL(base_url + "/"))  # as httpx writes it (lowercase host)
         self._key = key
 
     def sign(self, request: httpx.Request) -> httpx.Request:
@@ -191,7 +222,7 @@ class _ClientBase:
         }
 
     def _transport_options(self) -> dict[str, Any]:
-        return {"proxy": _env_proxy(self._config.base_url), "trust_env": True}
+        return {"proxy": _env_proxy(self._config.base_url), "verify": _ssl_context()}
 
     def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
         base = self._config.dpp_url if call.dpp else self._config.base_url
@@ -273,16 +304,31 @@ class SamaClient(_ClientBase):
         return read_answer(call, response)
 
     def _probe(self, probe: Probe[T]) -> T | None:
-        pager = probe.pager()
-        while (call := pager.next_call()) is not None:
-            found = probe.found(pager.take(self._send(call)))
-            if found is not None:
-                return found
+        with closing(self._iterate(probe.pager())) as tasks:
+            for task in tasks:
+                if (found := probe.found(task)) is not None:
+                    return found
         return None
 
-    def _iterate(self, pager: Pager[T]) -> Iterator[T]:
-        while (call := pager.next_call()) is not None:
-            yield from pager.take(self._send(call))
+    def _iterate(self, pager: Pager) -> Generator[Task, None, None]:
+        if not pager.read_ahead:
+            call: Call[list[Any]] | None = pager.first_call()
+            while call is not None:
+                rows = self._send(call)
+                call = pager.next_call(rows)
+                yield from pager.tasks(rows)
+            return
+        # Fetch the next page in a thread while the caller works through this one.
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="libnar-sama-page")
+        try:
+            pending: Future[list[Any]] | None = ahead.submit(self._send, pager.first_call())
+            while pending is not None:
+                rows = pending.result()
+                call = pager.next_call(rows)
+                pending = ahead.submit(self._send, call) if call is not None else None
+                yield from pager.tasks(rows)
+        finally:
+            ahead.shutdown(wait=False, cancel_futures=True)
 
     # --- the API ---
 
@@ -398,6 +444,12 @@ class SamaClient(_ClientBase):
         self._send(self._endpoints.post_processed(pid, tid, result))
 
 
+def _forget(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned read-ahead as seen, so asyncio does not log its exception."""
+    if not future.cancelled():
+        future.exception()
+
+
 class AsyncSamaClient(_ClientBase):
     """The async twin of `SamaClient`: the same methods, awaited; iterators are async.
 
@@ -458,17 +510,36 @@ class AsyncSamaClient(_ClientBase):
         return read_answer(call, response)
 
     async def _probe(self, probe: Probe[T]) -> T | None:
-        pager = probe.pager()
-        while (call := pager.next_call()) is not None:
-            found = probe.found(pager.take(await self._send(call)))
-            if found is not None:
-                return found
+        async with aclosing(self._iterate(probe.pager())) as tasks:
+            async for task in tasks:
+                if (found := probe.found(task)) is not None:
+                    return found
         return None
 
-    async def _iterate(self, pager: Pager[T]) -> AsyncIterator[T]:
-        while (call := pager.next_call()) is not None:
-            for item in pager.take(await self._send(call)):
-                yield item
+    async def _iterate(self, pager: Pager) -> AsyncGenerator[Task, None]:
+        if not pager.read_ahead:
+            call: Call[list[Any]] | None = pager.first_call()
+            while call is not None:
+                rows = await self._send(call)
+                call = pager.next_call(rows)
+                for task in pager.tasks(rows):
+                    yield task
+            return
+        # Fetch the next page in a task while the caller works through this one.
+        pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(
+            self._send(pager.first_call())
+        )
+        try:
+            while pending is not None:
+                rows = await pending
+                call = pager.next_call(rows)
+                pending = asyncio.ensure_future(self._send(call)) if call is not None else None
+                for task in pager.tasks(rows):
+                    yield task
+        finally:
+            if pending is not None:
+                pending.cancel()
+                pending.add_done_callback(_forget)
 
     # --- the API (documented on SamaClient) ---
 

@@ -40,7 +40,7 @@ class SamaError(Exception):
         attempts: how many times the call was sent before giving up.
     """
 
-    hint = "see SamaHub's answer above"
+    hint = ""
 
     def __init__(
         self,
@@ -67,7 +67,8 @@ class SamaError(Exception):
         said = "; ".join(str(e.get("message", e)) for e in self.errors)
         said = f' (SamaHub: "{said}")' if said else ""
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"{where}{self.summary}{said}{tries}; {self.hint}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{where}{self.summary}{said}{tries}{hint}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"

@@ -59,12 +59,6 @@ class TaskAnswer(BaseModel):
     task: Task
 
 
-class TaskPage(BaseModel):
-    """`{"tasks": [...]}`, one page of tasks; a missing list is an empty page."""
-
-    tasks: list[Task] = Field(default_factory=list)
-
-
 class BatchCreated(_Answer):
     """The answer to a batch creation: the new batch's id (+ task ids)."""
 

@@ -1,4 +1,7 @@
-"""Webhook: count the labels of a delivered task, e.g. to feed a client report."""
+"""Webhook example: count the labels of a delivered task, e.g. to feed a client report.
+
+libnar run examples/flows/fun/fun69/fun69_label_counts_ptp/fun69_label_counts_ptp.py --event examples/events/webhook_event.json
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,16 @@ from collections import Counter
 from libnar import TaskState, WebhookEvent, nps_flow
 
 
-@nps_flow
+@nps_flow(log_prints=True)
 def fun69_label_counts_ptp(event: WebhookEvent, tag: str = "label") -> dict[str, int]:
-    """Count each value of `tag` over the shapes of a delivered task."""
+    """Count each value of `tag` over the task's shapes.
+
+    Args:
+        event: The webhook SamaHub sent when the task changed state.
+        tag: The shape tag to count.
+    """
     if event.task.state is not TaskState.DELIVERED:
+        print(f"task {event.task.id} is {event.task.state}; nothing to count yet")
         return {}
     counts: Counter[str] = Counter()
     for layer in (event.task.answers or {}).get("layers", {}).get("vector_tagging", []):
@@ -18,4 +27,5 @@ def fun69_label_counts_ptp(event: WebhookEvent, tag: str = "label") -> dict[str,
             value = shape.get("tags", {}).get(tag)
             if value is not None:
                 counts[str(value)] += 1
+    print(f"task {event.task.id}: {dict(counts)}")
     return dict(counts)
