@@ -119,22 +119,26 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
         started = descendants(process.pid)
         assert started, "dev started no processes"
         api_url = next(line for line in lines if line.startswith("Prefect API: ")).split()[2]
-        curl = shlex.split(next(line for line in lines if "/webhook-event" in line))
-        url = curl[curl.index("POST") + 1]
-        headers = dict(h.split(": ", 1) for h in curl[1:][:-1] if ": " in h)
-        body = curl[curl.index("-d") + 1]
+        assert any(line.startswith("SamaHub: a local fake at http://127.0.0.1:") for line in lines)
+        for route in ("/webhook-event", "/dpp-event"):
+            # The DPP flow's result goes to dev's fake SamaHub: the run can only complete if
+            # the fake accepted it.
+            curl = shlex.split(next(line for line in lines if route in line))
+            url = curl[curl.index("POST") + 1]
+            headers = dict(h.split(": ", 1) for h in curl[1:][:-1] if ": " in h)
+            body = curl[curl.index("-d") + 1]
 
-        answer = httpx.post(url, content=body, headers=headers, timeout=30)
-        assert answer.status_code == 200, answer.text
-        run_id = answer.json()["flow_run_id"]
-        state = None
-        deadline = time.monotonic() + 90
-        while state != "COMPLETED":
-            assert time.monotonic() < deadline, f"run stuck in {state}:\n{''.join(lines)}"
-            time.sleep(1)
-            run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=10).json()
-            state = run["state"]["type"]
-            assert state not in ("FAILED", "CRASHED"), "".join(lines)
+            answer = httpx.post(url, content=body, headers=headers, timeout=30)
+            assert answer.status_code == 200, answer.text
+            run_id = answer.json()["flow_run_id"]
+            state = None
+            deadline = time.monotonic() + 90
+            while state != "COMPLETED":
+                assert time.monotonic() < deadline, f"run stuck in {state}:\n{''.join(lines)}"
+                time.sleep(1)
+                run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=10).json()
+                state = run["state"]["type"]
+                assert state not in ("FAILED", "CRASHED"), "".join(lines)
         started |= descendants(process.pid)
     finally:
         process.send_signal(signal.SIGINT)

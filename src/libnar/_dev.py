@@ -32,6 +32,8 @@ from libnar.naming import default_deployment_names
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
+    from libnar.testing import FakeSamaHub
+
 __all__ = ["DevError", "discover_flows", "run_dev"]
 
 logger = logging.getLogger("libnar.dev")
@@ -202,21 +204,52 @@ def curl_line(url: str, headers: dict[str, str], body: dict[str, Any]) -> str:
     return shlex.join(parts)
 
 
-def _sample_request(flow: NpsFlow[Any, Any], gateway_url: str, keys: dict[str, str]) -> str | None:
+def _sample_request(
+    flow: NpsFlow[Any, Any], gateway_url: str, keys: dict[str, str], fake: FakeSamaHub | None
+) -> str | None:
+    """A curl line that triggers `flow` with a sample event (known to the fake SamaHub)."""
     from libnar._gateway import mint_token
     from libnar.testing import make_dpp_event, make_webhook_event
 
     kinds = flow.signature.event_kinds
+    event: WebhookEvent | DppEvent
     if WebhookEvent in kinds or kinds == (Task,):
-        body = make_webhook_event().model_dump(mode="json")
-        token = mint_token(keys["secret"], flow.name)
-        return curl_line(f"{gateway_url}/webhook-event", {"x-auth-token": token}, body)
-    if DppEvent in kinds:
-        body = make_dpp_event(name=flow.name).model_dump(mode="json")
-        return curl_line(
-            f"{gateway_url}/dpp-event", {"Authorization": f"Bearer {keys['dpp_key']}"}, body
+        event = make_webhook_event()
+        url, headers = (
+            f"{gateway_url}/webhook-event",
+            {"x-auth-token": mint_token(keys["secret"], flow.name)},
         )
-    return None
+    elif DppEvent in kinds:
+        event = make_dpp_event(name=flow.name)
+        url, headers = f"{gateway_url}/dpp-event", {"Authorization": f"Bearer {keys['dpp_key']}"}
+    else:
+        return None
+    if fake is not None:
+        fake.add_event(event)  # so the flow can fetch the task or return a DPP result
+    return curl_line(url, headers, event.model_dump(mode="json"))
+
+
+@contextmanager
+def _samahub(say: Callable[[str], None]) -> Iterator[FakeSamaHub | None]:
+    """A local fake SamaHub for the served flows, unless SAMA_API_URL or SAMA_DPP_URL is set.
+
+    Flows on a laptop must not send DPP results to the real SamaHub by accident; with the fake,
+    a DPP flow runs to the end and its result lands in the fake.
+    """
+    if os.environ.get("SAMA_API_URL") or os.environ.get("SAMA_DPP_URL"):
+        say("SamaHub: the one SAMA_API_URL / SAMA_DPP_URL point at")
+        yield None
+        return
+    from libnar.testing import FakeSamaHub, serve_fake_samahub
+
+    with serve_fake_samahub(FakeSamaHub()) as fake:
+        os.environ.update(fake.env())
+        say(f"SamaHub: a local fake at {fake.api_url} (set SAMA_API_URL to use a real one)")
+        try:
+            yield fake
+        finally:
+            for name in fake.env():
+                os.environ.pop(name, None)
 
 
 def run_dev(
@@ -237,6 +270,7 @@ def run_dev(
         raise DevError(f"{folder}: no @nps_flow in any *.py file")
     with ExitStack() as stack:
         api_url = stack.enter_context(_prefect_api(say))
+        fake = stack.enter_context(_samahub(say))
         os.environ["PREFECT_API_URL"] = api_url
         from prefect import serve
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -257,7 +291,7 @@ def run_dev(
         say("")
         say("Trigger a flow as SamaHub would (paste one line):")
         for found in flows:
-            line = _sample_request(found.flow, gateway_url, keys)
+            line = _sample_request(found.flow, gateway_url, keys, fake)
             if line is not None:
                 say(f"# {found.flow.name}")
                 say(line)
