@@ -203,3 +203,23 @@ def test_settings_prints_the_documented_table() -> None:
 def test_docs_settings_table_is_generated_from_the_code() -> None:
     page = (ROOT / "docs" / "settings.md").read_text()
     assert settings_table() in page, "run `libnar settings` and paste it into docs/settings.md"
+
+
+def test_help_lists_every_command_with_its_text_intact() -> None:
+    done = libnar("--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for command in [
+        "run",
+        "schema",
+        "settings",
+        "init",
+        "validate",
+        "build",
+        "deploy",
+        "dev",
+        "task",
+        "gateway",
+    ]:
+        assert f" {command} " in text
+    assert "[sama-build]" in text

@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help texts are plain text: "[sama-build]" must not be read as rich markup.
+    rich_markup_mode=None,
 )
 out = Console()
 err = Console(stderr=True)
