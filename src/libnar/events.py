@@ -41,6 +41,7 @@ __all__ = [
     "WebhookEvent",
     "event_json_schema",
     "parse_event",
+    "task_tags",
 ]
 
 
@@ -262,7 +263,7 @@ class WebhookEvent(_KeepsUnsetOut):
     @property
     def tags(self) -> list[str]:
         """Prefect tags for a run of this event (filterable in the UI)."""
-        return _task_tags(self.task, "webhook")
+        return task_tags(self.task, "webhook")
 
     def run_name(self, flow_name: str) -> str:
         """The run name `<flow>-<project_id>-<task_id>`."""
@@ -293,7 +294,7 @@ class DppEvent(_KeepsUnsetOut):
     @property
     def tags(self) -> list[str]:
         """Prefect tags for a run of this event (filterable in the UI)."""
-        return _task_tags(self.task, "dpp")
+        return task_tags(self.task, "dpp")
 
     def run_name(self, flow_name: str) -> str:
         """The run name `<flow>-<project_id>-<task_id>-r<round>`."""
@@ -310,8 +311,11 @@ class DppEvent(_KeepsUnsetOut):
         )
 
 
-def _task_tags(task: Task, source: str) -> list[str]:
-    tags = [f"project:{task.project_id}", f"task:{task.id}", f"source:{source}"]
+def task_tags(task: Task, source: str | None = None) -> list[str]:
+    """Prefect tags for a run of this task: project, task, source, state and round."""
+    tags = [f"project:{task.project_id}", f"task:{task.id}"]
+    if source is not None:
+        tags.append(f"source:{source}")
     if task.state is not None:
         tags.append(f"state:{task.state}")
     if task.round is not None:

@@ -149,7 +149,9 @@ def test_no_round_leaves_the_round_tag_off() -> None:
 
 
 def test_task_annotated_flow_takes_a_webhook_event_or_a_bare_task() -> None:
-    assert fun69_task_ptp(WEBHOOK_BODY) == TASK_ID
+    state = fun69_task_ptp(WEBHOOK_BODY, return_state=True)
+    assert state.result() == TASK_ID
+    assert set(read_run(state).tags) >= {"project:10423", f"task:{TASK_ID}", "state:delivered"}
     assert fun69_task_ptp(task=WEBHOOK_BODY["task"]) == TASK_ID
     assert fun69_task_ptp(DPP_BODY) == TASK_ID
     assert all(isinstance(c["task"], Task) for c in calls)

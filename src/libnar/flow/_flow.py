@@ -17,7 +17,7 @@ from prefect.artifacts import acreate_markdown_artifact, create_markdown_artifac
 from prefect.context import FlowRunContext
 from prefect.utilities.hashing import file_hash
 
-from libnar.events import DppEvent, DppResult, Task, TaskReference, WebhookEvent
+from libnar.events import DppEvent, DppResult, Task, TaskReference, WebhookEvent, task_tags
 from libnar.flow._parameters import (
     FlowSignature,
     ParameterError,
@@ -231,11 +231,7 @@ def _run_tags(prepared: PreparedCall) -> list[str]:
     if isinstance(event, WebhookEvent | DppEvent):
         found = event.tags
     elif isinstance(event, Task):
-        found = [f"project:{event.project_id}", f"task:{event.id}"]
-        if event.state is not None:
-            found.append(f"state:{event.state}")
-        if event.round is not None:
-            found.append(f"round:{event.round}")
+        found = task_tags(event)
     elif isinstance(event, TaskReference):
         found = [f"project:{event.project_id}", f"task:{event.task_id}", "source:reference"]
         if event.round is not None:
