@@ -6,9 +6,9 @@ loaded when first used (PEP 562), so `import libnar` stays fast in a notebook.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from libnar._lazy import lazy_exports
 from libnar.events import (
     DppEvent,
     DppResult,
@@ -67,31 +67,24 @@ __all__ = [
     "parse_event",
 ]
 
-# name -> module that defines it; imported on first access only.
-_LAZY: dict[str, str] = {
-    "NpsFlow": "libnar.flow",
-    "ParameterError": "libnar.flow",
-    "nps_flow": "libnar.flow",
-    "AsyncSamaClient": "libnar.sama",
-    "SamaAuthError": "libnar.sama",
-    "SamaClient": "libnar.sama",
-    "SamaConfigError": "libnar.sama",
-    "SamaError": "libnar.sama",
-    "SamaNotFoundError": "libnar.sama",
-    "SamaRateLimitError": "libnar.sama",
-    "SamaServerError": "libnar.sama",
-    "SamaTransportError": "libnar.sama",
-    "SamaValidationError": "libnar.sama",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'libnar' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "libnar.flow": ["NpsFlow", "ParameterError", "nps_flow"],
+        "libnar.sama": [
+            "AsyncSamaClient",
+            "SamaAuthError",
+            "SamaClient",
+            "SamaConfigError",
+            "SamaError",
+            "SamaNotFoundError",
+            "SamaRateLimitError",
+            "SamaServerError",
+            "SamaTransportError",
+            "SamaValidationError",
+        ],
+    },
+)
 
 
 def __dir__() -> list[str]:
