@@ -20,8 +20,6 @@ import asyncio
 import os
 import random
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -36,7 +34,7 @@ os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 import httpx
 
 from libnar import WebhookEvent, nps_flow
-from libnar.testing import PrefectServer, free_port, make_webhook_event
+from libnar.testing import GatewayProcess, PrefectServer, make_webhook_event
 
 ROOT = Path(__file__).parents[1]
 SECRET = secrets.token_urlsafe(32)
@@ -60,48 +58,17 @@ def make_events(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     return unique, posts
 
 
-def start_gateway(
-    api_url: str, window_ms: float, outbox: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def gateway(api_url: str, window_ms: float, outbox: Path) -> GatewayProcess:
+    """`libnar gateway serve` for one side of the benchmark; its log goes beside the outbox."""
     env = {
         **os.environ,
         "PREFECT_API_URL": api_url,
         "LIBNAR_GATEWAY_SECRETS": SECRET,
-        "LIBNAR_OUTBOX_DIR": str(outbox),
+        "LIBNAR_OUTBOX_DIR": str(outbox / "outbox"),
         "LIBNAR_GATEWAY_BULK_WINDOW_MS": str(window_ms),
         "LIBNAR_GATEWAY_PREFECT_TIMEOUT": "60",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "libnar._gateway:app_from_environment",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the gateway did not start")
+    return GatewayProcess(env, args=["--no-access-log"], log=outbox / "gateway.log", cwd=ROOT)
 
 
 async def post_all(
@@ -232,22 +199,21 @@ def main() -> None:
         ):
             unique, posts = make_events(args.events)
             token = mint_token(SECRET, "bench_hook_ptp", {"dep_name": deployment})
-            with tempfile.TemporaryDirectory() as outbox:
-                process, url = start_gateway(server.api_url, window, Path(outbox))
-                try:
-                    warm = make_events(25)[0]  # warm up: imports, connections, caches
-                    asyncio.run(post_all(url, token, warm, args.concurrency))
-                    unique += warm
-                    seconds, latencies, statuses, answered = asyncio.run(
-                        post_all(url, token, posts, args.concurrency)
-                    )
-                    # One event at a time, as a quiet SamaHub project sends them.
-                    lone_unique = make_events(50)[0]
-                    _, lone, _, _ = asyncio.run(post_all(url, token, lone_unique, 1))
-                    unique += lone_unique
-                finally:
-                    process.terminate()
-                    process.wait(30)
+            with (
+                tempfile.TemporaryDirectory() as folder,
+                gateway(server.api_url, window, Path(folder)) as running,
+            ):
+                url = running.url
+                warm = make_events(25)[0]  # warm up: imports, connections, caches
+                asyncio.run(post_all(url, token, warm, args.concurrency))
+                unique += warm
+                seconds, latencies, statuses, answered = asyncio.run(
+                    post_all(url, token, posts, args.concurrency)
+                )
+                # One event at a time, as a quiet SamaHub project sends them.
+                lone_unique = make_events(50)[0]
+                _, lone, _, _ = asyncio.run(post_all(url, token, lone_unique, 1))
+                unique += lone_unique
             rates[side] = report(side, len(posts), seconds, latencies)
             print(
                 f"{'  one at a time':<28} p50 {percentile(lone, 0.5) * 1000:6.1f} ms,"

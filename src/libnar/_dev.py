@@ -8,25 +8,20 @@ SamaHub would. Ctrl-C stops everything it started. Layer 4: uses the gateway, th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import secrets
 import shlex
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx
-
 from libnar.events import DppEvent, Task, WebhookEvent
 from libnar.flow import NpsFlow
+from libnar.flow._loading import FlowLoadError, flows_defined_in, import_flow_file
 from libnar.naming import default_deployment_names
 
 if TYPE_CHECKING:
@@ -68,13 +63,12 @@ def discover_flows(folder: Path, warn: Callable[[str], None] = logger.warning) -
     found: dict[str, FoundFlow] = {}
     for index, path in enumerate(paths):
         try:
-            module = _import_file(path, f"_libnar_dev_{index}_{path.stem}")
-        except Exception as exc:
-            warn(f"{path}: skipped, importing it failed: {type(exc).__name__}: {exc}")
+            module = import_flow_file(path, f"_libnar_dev_{index}_{path.stem}")
+        except FlowLoadError as exc:
+            cause = exc.__cause__ or exc
+            warn(f"{path}: skipped, importing it failed: {type(cause).__name__}: {cause}")
             continue
-        for value in vars(module).values():
-            if not isinstance(value, NpsFlow) or value.fn.__module__ != module.__name__:
-                continue
+        for value in flows_defined_in(module).values():
             if value.name in found:
                 if found[value.name].path != path:
                     warn(
@@ -90,19 +84,6 @@ def _is_flow_file(relative: Path) -> bool:
         return False
     name = relative.name
     return not (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py")
-
-
-def _import_file(path: Path, module_name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(module_name, path.resolve())
-    if spec is None or spec.loader is None:
-        raise ImportError("not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the processes ---------------------------------------------------------------------------
@@ -130,48 +111,6 @@ def _prefect_api(say: Callable[[str], None]) -> Iterator[str]:
     finally:
         say("Stopping the Prefect server ...")
         server.stop()
-
-
-@contextmanager
-def _gateway_process(host: str, port: int, env: dict[str, str]) -> Iterator[str]:
-    """`libnar gateway serve` as a child process; stopped on exit."""
-    process = subprocess.Popen(  # noqa: S603 - our own command, no shell
-        [
-            sys.executable,
-            "-m",
-            "libnar.cli",
-            "gateway",
-            "serve",
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ],
-        env=env,
-    )
-    url = f"http://{host}:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise DevError(f"the gateway exited with code {process.returncode} (see above)")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise DevError(f"the gateway did not get ready on {url} within 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _dev_secrets(env: dict[str, str]) -> dict[str, str]:
@@ -286,7 +225,13 @@ def run_dev(
 
         env = {**os.environ, "PREFECT_API_URL": api_url}
         keys = _dev_secrets(env)
-        gateway_url = stack.enter_context(_gateway_process(host, port, env))
+        from libnar.testing import GatewayProcess
+
+        try:
+            gateway = stack.enter_context(GatewayProcess(env, host=host, port=port))
+        except RuntimeError as exc:
+            raise DevError(f"{exc} (see above)") from None
+        gateway_url = gateway.url
         say(f"gateway: {gateway_url}  (API docs: {gateway_url}/docs)")
         say("")
         say("Trigger a flow as SamaHub would (paste one line):")

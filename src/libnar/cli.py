@@ -442,6 +442,10 @@ def gateway_serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(help="Log each HTTP request as uvicorn does (the audit line has more)."),
+    ] = True,
 ) -> None:
     """Serve the gateway with uvicorn (settings from the environment; see `libnar settings`)."""
     import uvicorn
@@ -461,6 +465,7 @@ def gateway_serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

@@ -9,10 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from prefect.client.schemas.filters import (
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from libnar._gateway import Outbox, OutboxEntry, mint_token, replay_outbox
-from libnar.testing import PrefectServer, free_port
+from libnar.testing import GatewayProcess, PrefectServer
 
 from .conftest import (
     ADMIN_KEY,
@@ -44,10 +42,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
 
 
-@contextmanager
-def gateway_process(api_url: str, outbox: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`libnar gateway serve` as a subprocess; yields its URL and the process."""
-    port = free_port()
+def gateway_process(api_url: str, outbox: Path) -> GatewayProcess:
+    """`libnar gateway serve` as a subprocess, its log beside the outbox."""
     env = {
         **os.environ,
         "PREFECT_API_URL": api_url,
@@ -56,36 +52,7 @@ def gateway_process(api_url: str, outbox: Path) -> Iterator[tuple[str, subproces
         "LIBNAR_DPP_KEYS": DPP_KEY,
         "LIBNAR_OUTBOX_DIR": str(outbox),
     }
-    log = (outbox.parent / "gateway.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "libnar.cli", "gateway", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (outbox.parent / "gateway.log").read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.1)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+    return GatewayProcess(env, log=outbox.parent / "gateway.log", cwd=ROOT)
 
 
 def runs_by_task(deployment_id: str) -> dict[str, list[Any]]:
@@ -126,7 +93,9 @@ def test_killed_mid_load_then_replayed_every_accepted_event_has_one_run(
     bodies += bodies[::6]  # repeats of some events
     accepted: dict[str, str] = {}
     lock = threading.Lock()
-    with gateway_process(prefect_server.api_url, outbox) as (url, process):
+    with gateway_process(prefect_server.api_url, outbox) as gateway:
+        url, process = gateway.url, gateway.process
+        assert process is not None
 
         def post(body: dict[str, Any]) -> None:
             try:

@@ -11,16 +11,17 @@ Importing this module is cheap: fixtures import Prefect or the fake SamaHub only
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from libnar._lazy import lazy_exports
 from libnar.testing._build import assert_build_valid
 from libnar.testing._factories import make_dpp_event, make_task, make_task_id, make_webhook_event
 from libnar.testing._fixtures_samahub import fake_samahub
+from libnar.testing._gateway import GatewayProcess
 from libnar.testing._prefect import PrefectServer, free_port
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeCall",
     "FakeSamaHub",
+    "GatewayProcess",
     "PrefectServer",
     "assert_build_valid",
     "fake_samahub",
@@ -42,21 +44,14 @@ __all__ = [
     "serve_fake_samahub",
 ]
 
-# name -> module that defines it; imported on first access only (respx, httpx).
-_LAZY: dict[str, str] = {
-    "FakeCall": "libnar.testing._fake_samahub",
-    "FakeSamaHub": "libnar.testing._fake_samahub",
-    "serve_fake_samahub": "libnar.testing._fake_server",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'libnar.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+# Imported on first access only: they need respx and httpx.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "libnar.testing._fake_samahub": ["FakeCall", "FakeSamaHub"],
+        "libnar.testing._fake_server": ["serve_fake_samahub"],
+    },
+)
 
 
 @pytest.fixture(scope="session")

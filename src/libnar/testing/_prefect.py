@@ -12,11 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
+from libnar.testing._child import stop_child, wait_until_answering
 
 __all__ = ["PrefectServer", "free_port"]
 
@@ -67,7 +66,7 @@ class PrefectServer:
 
         Raises:
             RuntimeError: the server exited or did not answer within `timeout` seconds; the
-                message carries the end of its output.
+                message carries the end of its output (and the server is stopped).
         """
         log = (self.home / "server.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
@@ -86,29 +85,23 @@ class PrefectServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        output = (self.home / "server.log").read_text(errors="replace")[-2000:]
-        self.stop()
-        raise RuntimeError(f"prefect server did not start on port {self.port}:\n{output}")
+        try:
+            wait_until_answering(
+                self.process,
+                f"{self.api_url}/health",
+                timeout,
+                f"prefect server on port {self.port}",
+                output=lambda: (self.home / "server.log").read_text(errors="replace")[-2000:],
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s) and remove its temporary home."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_child(self.process)
         self.process = None
         if self._tmp is not None:
             self._tmp.cleanup()
