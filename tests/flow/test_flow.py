@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -11,7 +12,9 @@ from uuid import UUID
 import pytest
 from prefect import Flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.flow_engine import run_flow
+from prefect.logging.handlers import APILogHandler
 from prefect.states import State
 
 from libnar import DppEvent, DppResult, ParameterError, Task, WebhookEvent, nps_flow
@@ -377,3 +380,25 @@ def test_libnar_models_imported_inside_a_function_still_resolve() -> None:
     exec(LOCAL_IMPORT_MODULE, namespace)
     flow = namespace["make"]()
     assert flow.signature.event_kinds == (DppEvent,)
+
+
+def test_timeout_and_log_prints_options_reach_the_run() -> None:
+    @nps_flow(name="fun69_slow_ptp", timeout_seconds=1, log_prints=True)
+    def slow(event: WebhookEvent, seconds: float = 0.0) -> str:
+        print(f"working on {event.task.id}")
+        time.sleep(seconds)
+        return "done"
+
+    quick = slow(WEBHOOK_BODY, return_state=True)
+    assert quick.is_completed()
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[quick.state_details.flow_run_id]))
+        )
+    assert any(f"working on {TASK_ID}" in log.message for log in logs)
+
+    too_slow = slow(WEBHOOK_BODY, seconds=5, return_state=True)
+    assert too_slow.is_failed()
+    assert "exceeded timeout of 1.0 second" in (too_slow.message or "")
