@@ -160,6 +160,22 @@ def test_task_annotated_flow_takes_a_webhook_event_or_a_bare_task() -> None:
     assert all(isinstance(c["task"], Task) for c in calls)
 
 
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (b"[1, 2]", "task: found list; expected a task as an object or JSON"),
+        ("7", "task: found int; expected a task as an object or JSON"),
+        (b"{broken", "task: found invalid JSON"),
+    ],
+    ids=["list", "number", "bad-json"],
+)
+def test_task_flow_refuses_json_that_is_no_object(body: str | bytes, line: str) -> None:
+    state = fun69_task_ptp(task=body, return_state=True)
+    assert state.is_failed()
+    assert line in (state.message or "")
+    assert calls == []
+
+
 def test_union_flow_gets_the_event_kind_by_shape() -> None:
     assert fun69_either_ptp(WEBHOOK_BODY) == "WebhookEvent"
     assert fun69_either_ptp(DPP_BODY) == "DppEvent"
