@@ -25,7 +25,6 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     WithJsonSchema,
-    field_validator,
 )
 
 __all__ = [
@@ -150,6 +149,20 @@ State: TypeAlias = Annotated[
 ]
 
 
+def _id_as_text(value: Any) -> Any:
+    """SamaHub sends ids as int or str; libnar exposes str (a bool is no id)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an id (int or str)")
+    return str(value) if isinstance(value, int) else value
+
+
+IdText: TypeAlias = Annotated[
+    str,
+    BeforeValidator(_id_as_text),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+]
+
+
 class _KeepsUnsetOut(BaseModel):
     """Base for payload models: extra fields are kept, unset optional fields are not invented.
 
@@ -177,9 +190,7 @@ class Task(_KeepsUnsetOut):
     """
 
     id: str = Field(min_length=1, description="The task id (24 hex characters on SamaHub).")
-    project_id: Annotated[
-        str, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})
-    ] = Field(description="The project id; SamaHub sends int or str.")
+    project_id: IdText = Field(description="The project id; SamaHub sends int or str.")
     state: State = None
     data: dict[str, Any] = Field(default_factory=dict, description="Task inputs by name.")
     answers: dict[str, Any] | None = Field(default=None, description="Task outputs by name.")
@@ -188,13 +199,6 @@ class Task(_KeepsUnsetOut):
     batch_id: str | int | None = None
     client_batch_id: str | int | None = None
     round: int | None = Field(default=None, description="Delivery round; DPP payloads only.")
-
-    @field_validator("project_id", mode="before")
-    @classmethod
-    def _project_id_as_str(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("expected a project id (int or str)")
-        return str(value) if isinstance(value, int) else value
 
     @property
     def known_state(self) -> TaskState | None:
@@ -213,16 +217,9 @@ class TaskReference(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    project_id: str
-    task_id: str
+    project_id: IdText
+    task_id: IdText
     round: int | None = None
-
-    @field_validator("project_id", "task_id", mode="before")
-    @classmethod
-    def _id_as_str(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("expected an id (int or str)")
-        return str(value) if isinstance(value, int) else value
 
 
 def _digest(*parts: object) -> str:
