@@ -147,6 +147,15 @@ class TestRun:
             ["run", "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py"],
             "event: found nothing",
         ),
+        (
+            [
+                "run",
+                "examples/flows/acm/acm12/acm12_nightly_export_ptp/acm12_nightly_export_ptp.py",
+                "--event",
+                str(WEBHOOK_EVENT),
+            ],
+            "event: found an event; expected no event (the flow takes none)",
+        ),
     ],
     ids=[
         "no-file",
@@ -157,6 +166,7 @@ class TestRun:
         "param-without-equals",
         "missing-event-file",
         "no-event",
+        "event-for-a-flow-without-one",
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str) -> None:

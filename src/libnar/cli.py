@@ -270,46 +270,27 @@ def run(
     """
     # The embedded server would otherwise send usage telemetry from the author's laptop.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from libnar.events import DppEvent, EventError
+    import pydantic_core
+
     from libnar.flow import ParameterError
     from libnar.flow._loading import FlowLoadError, load_flow
-    from libnar.flow._parameters import prepare_call
+    from libnar.flow._local import local_parameters, run_locally
 
     try:
         flow = load_flow(target)
     except FlowLoadError as exc:
         raise fail(str(exc)) from None
-    parameters: dict[str, object] = {}
-    if event is not None:
-        if flow.signature.event_name is None:
-            raise fail(f"flow {flow.name!r} takes no event; drop --event")
-        try:
-            body = event.read_bytes()
-        except OSError as exc:
-            raise fail(f"--event {event}: {exc.strerror}") from None
-        parameters[flow.signature.event_name] = body
-    parameters.update(_parse_param(p) for p in param or [])
     try:
-        prepared = prepare_call(flow.signature, parameters)
-    except (ParameterError, EventError) as exc:
+        body = event.read_bytes() if event is not None else None
+    except OSError as exc:
+        raise fail(f"--event {event}: {exc.strerror}") from None
+    try:
+        parameters = local_parameters(flow, body, dict(_parse_param(p) for p in param or []))
+    except ParameterError as exc:
         raise fail(f"{event or target}: {exc}") from None
-    if isinstance(prepared.event, DppEvent) and prepared.event.parameters:
-        parameters = {**prepared.event.parameters, **parameters}
-        try:
-            prepared = prepare_call(flow.signature, parameters)
-        except (ParameterError, EventError) as exc:
-            raise fail(f"{event}: the event's parameters do not fit the flow: {exc}") from None
-    flow.submit_result = submit
-    _print_run(flow.name, prepared.as_parameters(flow.signature), flow)
 
-
-def _print_run(name: str, parameters: dict[str, object], flow: object) -> None:
-    import pydantic_core
-
-    from libnar.flow._local import run_locally
-
-    out.print(f"Running flow [bold]{name}[/] on Prefect ...", highlight=False)
-    done = run_locally(flow, parameters)  # type: ignore[arg-type]
+    out.print(f"Running flow [bold]{flow.name}[/] on Prefect ...", highlight=False)
+    done = run_locally(flow, parameters, submit_result=submit)
     colour = "green" if done.is_completed else "red"
     out.print(f"run:      [bold]{done.name}[/]", highlight=False)
     out.print(f"state:    [{colour}]{done.state.name}[/]", highlight=False)
@@ -317,10 +298,8 @@ def _print_run(name: str, parameters: dict[str, object], flow: object) -> None:
     if not done.is_completed:
         err.print(f"[bold red]error:[/] {done.state.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    value = done.result()
-    rendered = pydantic_core.to_json(value, indent=2, fallback=repr).decode()
     out.print("result:", highlight=False)
-    print(rendered)
+    print(pydantic_core.to_json(done.result(), indent=2, fallback=repr).decode())
 
 
 # -- libnar task ---------------------------------------------------------------------------
