@@ -212,6 +212,16 @@ def test_global_faults_count_every_route(fake_samahub: FakeSamaHub) -> None:
     assert api(fake_samahub, "GET", "/projects/10/stats.json").status_code == 200
 
 
+def test_clear_faults_removes_every_pending_fault(fake_samahub: FakeSamaHub) -> None:
+    fake_samahub.add_project(10)
+    fake_samahub.fail(503, times=5)
+    fake_samahub.drop_connection(route="stats", after=0)
+    assert api(fake_samahub, "GET", "/projects/10.json").status_code == 503
+    fake_samahub.clear_faults()
+    assert api(fake_samahub, "GET", "/projects/10.json").status_code == 200
+    assert api(fake_samahub, "GET", "/projects/10/stats.json").status_code == 200
+
+
 def test_rate_limit_sends_retry_after(fake_samahub: FakeSamaHub) -> None:
     fake_samahub.add_project(10)
     fake_samahub.rate_limit(retry_after=30)
