@@ -8,10 +8,12 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 
 import httpx
 
-__all__ = ["stop_child", "wait_until_answering"]
+__all__ = ["ChildServer", "stop_child", "wait_until_answering"]
 
 
 def wait_until_answering(
@@ -50,3 +52,26 @@ def stop_child(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class ChildServer:
+    """A server run as a child process: `with` starts it and stops it, whatever happens."""
+
+    def start(self) -> Self:
+        """Start the server and return once it answers."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server and release what it used."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

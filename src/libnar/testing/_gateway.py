@@ -6,16 +6,15 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
-from libnar.testing._child import stop_child, wait_until_answering
+from libnar.testing._child import ChildServer, stop_child, wait_until_answering
 from libnar.testing._prefect import free_port
 
 __all__ = ["GatewayProcess"]
 
 
-class GatewayProcess:
+class GatewayProcess(ChildServer):
     """Run the gateway as its own process, the way production runs it.
 
     Settings come from `env` (`LIBNAR_GATEWAY_SECRETS`, `PREFECT_API_URL`, ...). `start()`
@@ -97,14 +96,3 @@ class GatewayProcess:
 
     def _log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log else ""
-
-    def __enter__(self) -> GatewayProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

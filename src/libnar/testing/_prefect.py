@@ -13,9 +13,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
-from libnar.testing._child import stop_child, wait_until_answering
+from libnar.testing._child import ChildServer, stop_child, wait_until_answering
 
 __all__ = ["PrefectServer", "free_port"]
 
@@ -27,7 +26,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class PrefectServer:
+class PrefectServer(ChildServer):
     """Start and stop `prefect server start` on 127.0.0.1 with a temporary home.
 
     Example:
@@ -105,14 +104,3 @@ class PrefectServer:
         self.process = None
         if self._tmp is not None:
             self._tmp.cleanup()
-
-    def __enter__(self) -> PrefectServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
