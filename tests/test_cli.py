@@ -101,7 +101,7 @@ class TestRun:
                 "--event",
                 str(WEBHOOK_EVENT),
             ],
-            "event.name: found nothing; expected a value",
+            "event.name: found nothing: the payload is a webhook event",
         ),
         (
             [

@@ -427,9 +427,8 @@ def gateway_serve(
     ] = True,
 ) -> None:
     """Serve the gateway with uvicorn (settings from the environment; see `libnar settings`)."""
-    import uvicorn
-
     from libnar._gateway import GatewayConfig, configure_logging
+    from libnar._gateway._server import serve
     from libnar.settings import SettingsError
 
     try:
@@ -437,15 +436,7 @@ def gateway_serve(
     except (SettingsError, ValueError) as exc:
         raise fail(str(exc)) from None
     configure_logging()
-    uvicorn.run(
-        "libnar._gateway:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-    )
+    serve(host, port, workers=workers, access_log=access_log)
 
 
 @gateway_app.command("replay")
@@ -469,7 +460,7 @@ def gateway_replay(
     except SettingsError as exc:
         raise fail(str(exc)) from None
     print(json.dumps(report.as_dict(), indent=2))
-    if report.failed:
+    if not report.is_complete:
         raise typer.Exit(1)
 
 

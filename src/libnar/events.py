@@ -40,7 +40,6 @@ __all__ = [
     "WebhookEvent",
     "event_json_schema",
     "parse_event",
-    "task_tags",
 ]
 
 
@@ -76,7 +75,7 @@ def _parse_timestamp(value: Any) -> Any:
     if value is None or isinstance(value, SamaTimestamp):
         return value
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return _in_utc_range(value if value.tzinfo else value.replace(tzinfo=UTC))
     if not isinstance(value, str):
         raise ValueError(f"expected {_TIMESTAMP_HINT}")
     text = value.strip()
@@ -88,6 +87,7 @@ def _parse_timestamp(value: Any) -> Any:
         raise ValueError(f"expected {_TIMESTAMP_HINT}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    _in_utc_range(parsed)
     stamp = SamaTimestamp(
         parsed.year,
         parsed.month,
@@ -100,6 +100,17 @@ def _parse_timestamp(value: Any) -> Any:
     )
     stamp.raw = value
     return stamp
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    """Refuse an instant that has no UTC time (`9999-12-31T23:00:00-05:00` is in year 10000)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{_TIMESTAMP_HINT}, between the years 1 and 9999 once converted to UTC"
+        ) from None
+    return value
 
 
 def _serialize_timestamp(value: datetime | None) -> str | None:
@@ -259,12 +270,16 @@ class WebhookEvent(_KeepsUnsetOut):
 
     @property
     def tags(self) -> list[str]:
-        """Prefect tags for a run of this event (filterable in the UI)."""
-        return task_tags(self.task, "webhook")
+        """Prefect tags for a run of this event (see `libnar.runs.run_tags`)."""
+        from libnar.runs import run_tags
+
+        return run_tags(self)
 
     def run_name(self, flow_name: str) -> str:
-        """The run name `<flow>-<project_id>-<task_id>`."""
-        return f"{flow_name}-{self.task.project_id}-{self.task.id}"
+        """The run name `<flow>-<project_id>-<task_id>` (see `libnar.runs.run_name`)."""
+        from libnar.runs import run_name
+
+        return run_name(flow_name, self)
 
 
 class DppEvent(_KeepsUnsetOut):
@@ -284,18 +299,26 @@ class DppEvent(_KeepsUnsetOut):
 
     @property
     def idempotency_key(self) -> str:
-        """A stable key for this request: project id, task id, round and script name."""
+        """A stable key for this request: project id, task id, round and script name.
+
+        The script name counts without a trailing `.py` (SamaHub's field may carry it).
+        """
         task = self.task
-        return "dpp-" + _digest(task.project_id, task.id, task.round, self.name)
+        script = self.name.strip().removesuffix(".py")
+        return "dpp-" + _digest(task.project_id, task.id, task.round, script)
 
     @property
     def tags(self) -> list[str]:
-        """Prefect tags for a run of this event (filterable in the UI)."""
-        return task_tags(self.task, "dpp")
+        """Prefect tags for a run of this event (see `libnar.runs.run_tags`)."""
+        from libnar.runs import run_tags
+
+        return run_tags(self)
 
     def run_name(self, flow_name: str) -> str:
-        """The run name `<flow>-<project_id>-<task_id>-r<round>`."""
-        return f"{flow_name}-{self.task.project_id}-{self.task.id}-r{self.round}"
+        """The run name `<flow>-<project_id>-<task_id>-r<round>` (see `libnar.runs.run_name`)."""
+        from libnar.runs import run_name
+
+        return run_name(flow_name, self)
 
     def result(
         self, answers: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None
@@ -306,18 +329,6 @@ class DppEvent(_KeepsUnsetOut):
             data=dict(data) if data is not None else dict(self.task.data),
             answers=dict(answers) if answers is not None else dict(self.task.answers or {}),
         )
-
-
-def task_tags(task: Task, source: str | None = None) -> list[str]:
-    """Prefect tags for a run of this task: project, task, source, state and round."""
-    tags = [f"project:{task.project_id}", f"task:{task.id}"]
-    if source is not None:
-        tags.append(f"source:{source}")
-    if task.state is not None:
-        tags.append(f"state:{task.state}")
-    if task.round is not None:
-        tags.append(f"round:{task.round}")
-    return tags
 
 
 class DppResult(BaseModel):
@@ -382,10 +393,14 @@ def _problem(error: Any, prefix: str = "") -> EventProblem:
     for lead in ("Value error, ", "Input should be ", "Assertion failed, "):
         message = message.removeprefix(lead)
     message = message.removeprefix("expected ")
-    return EventProblem(path=path, found=_short_repr(error.get("input")), expected=message)
+    return EventProblem(path=path, found=short_text(error.get("input")), expected=message)
 
 
-def _short_repr(value: Any, limit: int = 60) -> str:
+def short_text(value: Any, limit: int = 60) -> str:
+    """A value as a short, single-line text for messages and logs (at most `limit` characters).
+
+    Strings are shown with `repr`, so control characters are escaped and cannot forge a line.
+    """
     if isinstance(value, dict):
         return "an object" if value else "an empty object"
     if isinstance(value, list):
@@ -481,14 +496,57 @@ def parse_as(
     kind: type[WebhookEvent] | type[DppEvent] | type[Task],
     body: bytes | bytearray | str | Mapping[str, Any],
 ) -> WebhookEvent | DppEvent | Task:
-    """Parse a payload as one given model, with `EventError` messages on failure."""
+    """Parse a payload as one given model, with `EventError` messages on failure.
+
+    A DPP request (it has `name` or `parameters`) is refused as a webhook event, and a webhook
+    event (only `task`) as a DPP request: each message says which kind the payload is, so it is
+    sent where it fits instead of running with its parameters dropped.
+    """
     what = {WebhookEvent: "webhook event", DppEvent: "DPP event", Task: "task"}[kind]
     try:
         if isinstance(body, Mapping):
-            return kind.model_validate(body)
-        return kind.model_validate_json(body)
+            parsed = kind.model_validate(body)
+        else:
+            parsed = kind.model_validate_json(body)
     except ValidationError as exc:
-        raise EventError.from_validation_error(what, exc) from None
+        error = EventError.from_validation_error(what, exc)
+        if kind is DppEvent and _is_missing_name(error) and "parameters" not in _keys(body):
+            others = [p for p in error.problems if p.path != "name"]
+            raise EventError(what, [WEBHOOK_SENT_AS_DPP, *others]) from None
+        raise error from None
+    if isinstance(parsed, WebhookEvent) and {"name", "parameters"} & set(parsed.model_extra or {}):
+        raise EventError(what, [DPP_SENT_AS_WEBHOOK])
+    return parsed
+
+
+#: The problem of a DPP request given where a webhook event is expected.
+DPP_SENT_AS_WEBHOOK = EventProblem(
+    path="name",
+    found="a DPP request (the payload has 'name' or 'parameters')",
+    expected='a webhook event, {"task": {...}} alone; a DPP request goes to a flow that takes'
+    " a DppEvent (the gateway's /dpp-event)",
+)
+#: The problem of a webhook event given where a DPP request is expected.
+WEBHOOK_SENT_AS_DPP = EventProblem(
+    path="name",
+    found="nothing: the payload is a webhook event (only 'task')",
+    expected="a DPP request with the script 'name' and the task's 'round'; a webhook event"
+    " goes to a flow that takes a WebhookEvent (the gateway's /webhook-event)",
+)
+
+
+def _is_missing_name(error: EventError) -> bool:
+    return any(p.path == "name" and p.found == "nothing" for p in error.problems)
+
+
+def _keys(body: bytes | bytearray | str | Mapping[str, Any]) -> set[str]:
+    if isinstance(body, Mapping):
+        return set(body)
+    try:
+        parsed = pydantic_core.from_json(body)
+    except ValueError:
+        return set()
+    return set(parsed) if isinstance(parsed, dict) else set()
 
 
 _SCHEMA_MODELS: dict[str, type[BaseModel]] = {

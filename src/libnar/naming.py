@@ -13,6 +13,7 @@ __all__ = [
     "PATH_PART_PATTERN",
     "SCRIPT_NAME_PATTERN",
     "FlowNameError",
+    "check_deployment_name",
     "check_flow_name",
     "check_path_part",
     "check_script_name",
@@ -24,11 +25,15 @@ __all__ = [
     "suggest_script_name",
 ]
 
+#: The longest flow or deployment name libnar accepts (names travel in URLs and run names).
+MAX_NAME_LENGTH = 128
 FLOW_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _FLOW_NAME_RULE = (
     "flow names start with a lowercase letter or '_' and use only lowercase letters, digits,"
-    " '_' and '-' (no spaces)"
+    f" '_' and '-' (no spaces), at most {MAX_NAME_LENGTH} characters"
 )
+#: What Prefect refuses in names, and control characters (they would forge log lines).
+_DEPLOYMENT_NAME_BANNED = re.compile(r"[/%&<>\x00-\x1f\x7f]")
 
 
 class FlowNameError(ValueError):
@@ -37,19 +42,39 @@ class FlowNameError(ValueError):
 
 def suggest_flow_name(name: str) -> str:
     """Turn any name into the closest compliant flow name (`Fun69 Boxes.py` -> `fun69_boxes`)."""
-    text = name.strip().removesuffix(".py").lower()
+    text = name[: MAX_NAME_LENGTH * 2].strip().removesuffix(".py").lower()
     text = re.sub(r"[\s.]+", "_", text)
     text = re.sub(r"[^a-z0-9_-]", "", text)
     if not text or not re.match(r"[a-z_]", text[0]):
         text = "_" + text if text else "flow"
-    return text
+    return text[:MAX_NAME_LENGTH]
 
 
 def check_flow_name(name: str) -> str | None:
     """Return a problem sentence for a non-compliant flow name, or None when it is fine."""
-    if FLOW_NAME_PATTERN.match(name):
+    if len(name) <= MAX_NAME_LENGTH and FLOW_NAME_PATTERN.match(name):
         return None
-    return f"flow name {name!r} breaks the naming rule: {_FLOW_NAME_RULE}; use {suggest_flow_name(name)!r}"
+    return (
+        f"flow name {_quoted(name)} breaks the naming rule: {_FLOW_NAME_RULE};"
+        f" use {suggest_flow_name(name)!r}"
+    )
+
+
+def check_deployment_name(name: str) -> str | None:
+    """Return a problem sentence for a deployment name Prefect or a URL would refuse, or None."""
+    if not name.strip():
+        return "a deployment name (not blank)"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a deployment name of at most {MAX_NAME_LENGTH} characters (got {len(name)})"
+    if _DEPLOYMENT_NAME_BANNED.search(name):
+        return "a deployment name without '/', '%', '&', '<', '>' or control characters"
+    return None
+
+
+def _quoted(name: str, limit: int = 60) -> str:
+    """A name for a message: quoted, escaped, shortened."""
+    text = repr(name)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def normalize_flow_name(name: str) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "get_settings", "settings_table"]
+__all__ = ["Settings", "SettingsError", "get_settings", "redact_url", "settings_table"]
 
 
 class SettingsError(ValueError):
@@ -130,6 +130,60 @@ class Settings(BaseSettings):
         default=30,
         ge=1,
     )
+    gateway_header_timeout_seconds: float = _env(
+        "LIBNAR_GATEWAY_HEADER_TIMEOUT_SECONDS",
+        "Seconds a client has to send a request's headers once connected (or once its previous"
+        " request was answered); slower connections are closed.",
+        default=10.0,
+        gt=0,
+    )
+    gateway_body_timeout_seconds: float = _env(
+        "LIBNAR_GATEWAY_BODY_TIMEOUT_SECONDS",
+        "Seconds a client has to send a request's body; slower requests get 408.",
+        default=60.0,
+        gt=0,
+    )
+    gateway_keepalive_seconds: float = _env(
+        "LIBNAR_GATEWAY_KEEPALIVE_SECONDS",
+        "Seconds an idle keep-alive connection stays open.",
+        default=5.0,
+        gt=0,
+    )
+    gateway_max_connections: int = _env(
+        "LIBNAR_GATEWAY_MAX_CONNECTIONS",
+        "Most connections one gateway process keeps open; more are closed at once (the"
+        " process's open-file limit is raised to fit when it can be).",
+        default=1000,
+        ge=1,
+    )
+    gateway_public_url: str | None = _env(
+        "LIBNAR_GATEWAY_PUBLIC_URL",
+        "The gateway's base URL as flow runs (workers) reach it, e.g. `https://nps-gw.example`;"
+        " runs fetch large events from `<url>/claims/...`. `libnar gateway serve` defaults it"
+        " to its own address when it listens on one.",
+        default=None,
+    )
+    claim_check_bytes: int = _env(
+        "LIBNAR_CLAIM_CHECK_BYTES",
+        "Events larger than this (compact JSON, bytes) are kept by the gateway and passed to"
+        " the run by reference; Prefect refuses run parameters over 512 KiB.",
+        default=256 * 1024,
+        gt=0,
+        le=512 * 1024,
+    )
+    claim_retention_days: float = _env(
+        "LIBNAR_CLAIM_RETENTION_DAYS",
+        "Days the gateway keeps the body of a large event for its run (and the run's retries).",
+        default=14.0,
+        gt=0,
+    )
+    outbox_min_free_bytes: int = _env(
+        "LIBNAR_OUTBOX_MIN_FREE_BYTES",
+        "Free space the outbox's disk must keep: below it the gateway answers 503 and `/ready`"
+        " fails, instead of failing writes midway.",
+        default=100_000_000,
+        ge=0,
+    )
 
     # Build and deploy
     work_pools: dict[str, str] = _env(
@@ -144,6 +198,17 @@ class Settings(BaseSettings):
         "Registry and prefix of flow images: a flow runs `<registry>/<package>:<version>-py<pyver>`.",
         default="nps",
     )
+
+
+def redact_url(url: str) -> str:
+    """`url` for logs, messages and answers: a user or password in it is replaced by `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -100,10 +100,12 @@ class RunningGateway:
 
 
 @contextmanager
-def serve_in_thread(settings: Settings, prefect_api_url: str | None = None) -> Iterator[str]:
+def serve_in_thread(
+    settings: Settings, prefect_api_url: str | None = None, *, port: int | None = None
+) -> Iterator[str]:
     """Serve the gateway on a real uvicorn socket in a thread; yield its base URL."""
     app = create_app(settings, prefect_api_url=prefect_api_url)
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -13,3 +13,8 @@ def gw_hook_ptp(event: WebhookEvent, tag: str = "label") -> str:
 @nps_flow(submit_result=False)
 def gw_dpp_ptp(event: DppEvent, min_box_px: int = 4) -> DppResult:
     return event.result()
+
+
+@nps_flow(submit_result=False)
+def gw_payload_ptp(payload: DppEvent, scale: int = 1) -> int:
+    return scale

@@ -366,7 +366,7 @@ def test_unknown_parameter_is_422_listing_the_accepted_ones(
     token = gateway.token(parameters={"colour": "red"})
     answer = client.post("/webhook-event", json=webhook_body(), headers={"x-auth-token": token})
     assert answer.status_code == 422
-    assert "unknown parameter(s) colour" in answer.json()["detail"]
+    assert "unknown parameter(s) 'colour'" in answer.json()["detail"]
     assert answer.json()["accepted"][:2] == ["event", "tag"]
     assert "dep_name" not in answer.json()["accepted"]
 
@@ -377,7 +377,7 @@ def test_parameter_value_the_deployment_refuses_is_422_with_prefects_reason(
     body = dpp_body(parameters={"min_box_px": "big"})
     answer = client.post("/dpp-event", json=body, headers=DPP)
     assert answer.status_code == 422, answer.text
-    assert "refuses the parameters" in answer.json()["detail"]
+    assert "refuses the run" in answer.json()["detail"]
     assert "'big' is not of type 'integer'" in answer.json()["detail"]
 
 

@@ -80,7 +80,7 @@ def outbox_tasks(outbox: Path) -> set[str]:
     for folder in ("pending", "done"):
         for path in (outbox / folder).glob("*.json"):
             entry = OutboxEntry.model_validate_json(path.read_text())
-            tasks.add(entry.parameters["event"]["task"]["id"])
+            tasks.add(entry.event["task"]["id"])
     return tasks
 
 
@@ -188,6 +188,7 @@ def test_prefect_down_gets_503_and_the_event_runs_after_a_replay(
                 "duplicates": 0,
                 "rejected": [],
                 "failed": [],
+                "unreadable": [],
             }
             # SamaHub's own retry of the same delivery lands on the replayed run.
             again = client.post("/webhook-event", json=body, headers={"x-auth-token": token})
@@ -209,19 +210,29 @@ def test_forced_replay_runs_a_pending_event_again_with_a_new_key(
         flow="gw_hook_ptp",
         deployment="gw_hook_ptp_deploy",
         event_key="webhook-forced-" + webhook_body()["task"]["id"],
-        parameters={"event": (body := webhook_body())},
+        event=(body := webhook_body()),
         run_name="forced",
         tags=[f"task:{body['task']['id']}"],
     )
+    done = outbox / "done" / entry.file_name
+
+    def died_before_marking_it_done() -> None:
+        done.unlink()
+        Outbox(outbox).write(entry)
+
     Outbox(outbox).write(entry)
     first = asyncio.run(replay_outbox(settings))
     assert (first.triggered, first.duplicates) == (1, 0)
-    Outbox(outbox).write(entry)  # as if the gateway died before marking it done
+    died_before_marking_it_done()
     again = asyncio.run(replay_outbox(settings))
     assert (again.triggered, again.duplicates) == (0, 1)
-    Outbox(outbox).write(entry)
+    died_before_marking_it_done()
     forced = asyncio.run(replay_outbox(settings, force=True))
     assert (forced.triggered, forced.duplicates) == (1, 0)
+    # Its forced run is done now: a late repeat's pending write never becomes a third run.
+    Outbox(outbox).write(entry.model_copy(update={"attempt": 1}))
+    late = asyncio.run(replay_outbox(settings, force=True))
+    assert (late.triggered, late.duplicates) == (0, 0)
     runs = runs_by_task(deployments["gw_hook_ptp_deploy"])[body["task"]["id"]]
     assert len(runs) == 2
     assert sorted(r.idempotency_key.rsplit(":", 1)[-1] for r in runs)[0] == "attempt-1"

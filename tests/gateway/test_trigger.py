@@ -73,7 +73,8 @@ async def test_bulk_call_tells_new_runs_from_existing_ones(prefect_server: Prefe
     assert c.duplicate is False
     assert len({a.flow_run_id, b.flow_run_id, c.flow_run_id}) == 3
     assert isinstance(d, ParametersRejected)
-    assert "123 is not of type 'string'" in str(d)
+    # Prefect's own text is not echoed: it may quote values the server filled in.
+    assert str(d) == "the deployment's parameter schema refuses them"
 
 
 @pytest.mark.usefixtures("deployments")
@@ -124,14 +125,12 @@ async def test_local_parameter_check_gives_prefects_own_reason(
 ) -> None:
     async with PrefectTrigger(prefect_server.api_url, bulk_window_ms=0) as trigger:
         deployment = await trigger.deployment("gw_hook_ptp", "gw_hook_ptp_deploy")
-        assert deployment.is_checked_here({"event": webhook_body()})
-        assert not deployment.is_checked_here({"tag": {"__prefect_kind": "json", "value": "1"}})
+        assert deployment.is_checked_here()
         assert deployment.refusal({"event": webhook_body(), "tag": "ok"}) is None
         local = deployment.refusal({"event": webhook_body(), "tag": 5})
-        with pytest.raises(ParametersRejected) as server:
+        with pytest.raises(ParametersRejected, match="schema refuses them"):
             await trigger.create_run(deployment, request(uuid.uuid4().hex, tag=5))
     assert local == "Validation failed for field 'tag'. Failure reason: 5 is not of type 'string'"
-    assert local in str(server.value)
 
 
 @pytest.mark.usefixtures("deployments")

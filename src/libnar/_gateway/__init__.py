@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from libnar._gateway._app import GatewayConfig, create_app
+from libnar._gateway._app import create_app, make_gateway
+from libnar._gateway._config import GatewayConfig
 from libnar._gateway._outbox import Outbox, OutboxEntry
-from libnar._gateway._service import Gateway, ReplayReport
+from libnar._gateway._service import ReplayReport
 from libnar._gateway._tokens import mint_token, verify_token
-from libnar._gateway._trigger import PrefectTrigger
 from libnar.settings import Settings, get_settings
 
 __all__ = [
@@ -55,21 +55,9 @@ async def replay_outbox(
     Raises:
         SettingsError: PREFECT_API_URL is not set.
     """
-    from libnar._gateway._trigger import prefect_api_settings
-    from libnar.settings import SettingsError
-
-    settings = settings or get_settings()
-    configured_url, headers = prefect_api_settings()
-    url = prefect_api_url or configured_url
-    if not url:
-        raise SettingsError("PREFECT_API_URL is not set: replay triggers runs on a Prefect server")
-    async with PrefectTrigger(
-        url,
-        headers=headers,
-        concurrency=settings.gateway_prefect_concurrency,
-        bulk_window_ms=settings.gateway_bulk_window_ms,
-        cache_seconds=settings.gateway_deployment_cache_seconds,
-        timeout=settings.gateway_prefect_timeout,
-    ) as trigger:
-        gateway = Gateway(Outbox(settings.outbox_dir), trigger)
+    config = GatewayConfig.from_settings(
+        settings or get_settings(), prefect_api_url, needs_secrets=False
+    )
+    gateway = make_gateway(config)
+    async with gateway.trigger:
         return await gateway.replay(force=force)

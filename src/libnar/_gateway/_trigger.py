@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import random
 import time
@@ -30,6 +31,10 @@ from urllib.parse import quote
 
 import httpx
 
+from libnar.events import EventProblem
+from libnar.runs import event_parameter_of
+from libnar.settings import Settings, redact_url
+
 __all__ = [
     "CreatedRun",
     "Deployment",
@@ -40,6 +45,7 @@ __all__ = [
     "PrefectUnavailable",
     "RunRequest",
     "TriggerError",
+    "literal_parameters",
     "prefect_api_settings",
 ]
 
@@ -74,8 +80,14 @@ class DeploymentNotFound(TriggerError):
 class ParametersRejected(TriggerError):
     """The deployment refuses the run's parameters; the message is Prefect's or libnar's."""
 
-    def __init__(self, message: str, accepted: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        accepted: list[str] | None = None,
+        problems: list[EventProblem] | None = None,
+    ) -> None:
         self.accepted = accepted
+        self.problems = problems or []
         super().__init__(message)
 
 
@@ -88,8 +100,21 @@ class Deployment:
     name: str
     accepted: tuple[str, ...] | None
     defaults: dict[str, Any] = field(default_factory=dict)
+    """Default parameters that are literal values (not Prefect placeholders)."""
     schema: dict[str, Any] | None = field(default=None, repr=False)
-    """The parameter schema, prepared as Prefect prepares it; None when not enforced."""
+    """The parameter schema, prepared as Prefect prepares it; None when not enforced.
+
+    Parameters whose default is a Prefect placeholder (filled in by the server) are not
+    required in it: their value is never known here, and never echoed.
+    """
+    event_parameter: str | None = None
+    """The flow's event parameter (marked in its schema), whatever its name."""
+    event_kinds: tuple[str, ...] = ()
+    """The event kinds the flow takes: `webhook`, `dpp`, `task`."""
+
+    def takes(self, source: str) -> bool:
+        """Whether the flow takes events of this source (`webhook` or `dpp`)."""
+        return source in self.event_kinds or "task" in self.event_kinds
 
     def unknown_parameters(self, parameters: Mapping[str, Any]) -> list[str]:
         """Top-level parameter names the deployment's schema does not have."""
@@ -118,14 +143,14 @@ class Deployment:
                 return None
             validate(merged, self.schema, raise_on_error=True, preprocess=False)
         except ValidationError as exc:
-            return str(exc)
+            return _shortened(str(exc))
         except CircularSchemaRefError:
             return "Invalid schema: Unable to validate schema with circular references."
         return None
 
-    def is_checked_here(self, parameters: Mapping[str, Any]) -> bool:
-        """Whether `refusal` stands in for Prefect's check (no values Prefect fills in first)."""
-        return self.schema is not None and not _has_placeholder(parameters)
+    def is_checked_here(self) -> bool:
+        """Whether `refusal` stands in for Prefect's check (the deployment enforces a schema)."""
+        return self.schema is not None
 
 
 @dataclass(frozen=True)
@@ -170,6 +195,23 @@ def prefect_api_settings() -> tuple[str | None, dict[str, str]]:
     return api.url, headers
 
 
+def literal_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters that Prefect's server passes to the run exactly as given.
+
+    The server *hydrates* values shaped `{"__prefect_kind": ...}` when it creates a run from a
+    deployment (a workspace variable's value, a rendered Jinja template, parsed JSON). A value
+    that holds one anywhere is wrapped as `{"__prefect_kind": "json", "value": "<its JSON>"}`:
+    the server only parses that text back, so the run gets the value literally and nothing a
+    sender wrote is evaluated. Other values are sent as they are.
+    """
+    return {
+        name: {"__prefect_kind": "json", "value": json.dumps(value)}
+        if _has_placeholder(value)
+        else value
+        for name, value in parameters.items()
+    }
+
+
 class PrefectTrigger:
     """Resolve deployments and create runs on one Prefect API; use as an async context manager.
 
@@ -193,6 +235,8 @@ class PrefectTrigger:
         timeout: float = 20.0,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.shown_url = redact_url(self.api_url)
+        self.timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self.api_url + "/",
             headers=dict(headers or {}),
@@ -208,6 +252,20 @@ class PrefectTrigger:
         self._queues: dict[str, list[_Waiting]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, api_url: str, headers: Mapping[str, str] | None = None
+    ) -> PrefectTrigger:
+        """The trigger the gateway's settings describe (the one place it is built)."""
+        return cls(
+            api_url,
+            headers=headers,
+            concurrency=settings.gateway_prefect_concurrency,
+            bulk_window_ms=settings.gateway_bulk_window_ms,
+            cache_seconds=settings.gateway_deployment_cache_seconds,
+            timeout=settings.gateway_prefect_timeout,
+        )
+
     async def __aenter__(self) -> PrefectTrigger:
         return self
 
@@ -216,6 +274,8 @@ class PrefectTrigger:
 
     async def aclose(self) -> None:
         """Wait for runs being created, then close the HTTP connections."""
+        for lookup in list(self._lookups.values()):
+            lookup.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._http.aclose()
@@ -245,21 +305,19 @@ class PrefectTrigger:
         cached = self._deployments.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
-        running = self._lookups.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[Deployment] = asyncio.get_running_loop().create_future()
-        self._lookups[key] = future
-        try:
-            found = await self._read_deployment(flow, name)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters, if any, re-raise it themselves
-            raise
-        finally:
-            del self._lookups[key]
-        future.set_result(found)
-        self._deployments[key] = (time.monotonic(), found)
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            # The lookup is a task of its own: a caller that gives up (its own deadline) does
+            # not cancel it for the others waiting on it.
+            lookup = asyncio.ensure_future(self._read_and_cache(flow, name))
+            self._lookups[key] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
+            lookup.add_done_callback(_retrieve_exception)
+        return await asyncio.shield(lookup)
+
+    async def _read_and_cache(self, flow: str, name: str) -> Deployment:
+        found = await self._read_deployment(flow, name)
+        self._deployments[(flow, name)] = (time.monotonic(), found)
         return found
 
     def forget(self, deployment: Deployment) -> None:
@@ -279,21 +337,27 @@ class PrefectTrigger:
         if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
             accepted = tuple(schema["properties"])
         defaults = body.get("parameters") or {}
+        literal = {k: v for k, v in defaults.items() if not _has_placeholder(v)}
         prepared = None
         if body.get("enforce_parameter_schema") and isinstance(schema, dict):
-            if _has_placeholder(defaults):
-                logger.debug("%s/%s: defaults need Prefect's hydration", flow, name)
-            else:
-                from prefect.utilities.schema_tools.validation import preprocess_schema
+            from prefect.utilities.schema_tools.validation import preprocess_schema
 
-                prepared = dict(preprocess_schema(schema))
+            prepared = dict(preprocess_schema(schema))
+            filled_by_server = set(defaults) - set(literal)
+            if filled_by_server and isinstance(prepared.get("required"), list):
+                prepared["required"] = [
+                    r for r in prepared["required"] if r not in filled_by_server
+                ]
+        event = event_parameter_of(schema if isinstance(schema, dict) else None)
         return Deployment(
             id=str(body["id"]),
             flow=flow,
             name=name,
             accepted=accepted,
-            defaults=defaults,
+            defaults=literal,
             schema=prepared,
+            event_parameter=event[0] if event else None,
+            event_kinds=event[1] if event else (),
         )
 
     # -- runs --------------------------------------------------------------------------------
@@ -372,7 +436,7 @@ class PrefectTrigger:
         request = waiting.request
         return {
             "name": request.name,
-            "parameters": request.parameters,
+            "parameters": literal_parameters(request.parameters),
             "tags": request.tags,
             "idempotency_key": request.idempotency_key,
             "context": {_CONTEXT_KEY: waiting.request_id},
@@ -391,8 +455,8 @@ class PrefectTrigger:
         )
         if response.status_code == 404:
             raise DeploymentNotFound(deployment.flow, deployment.name)
-        if response.status_code == 409:
-            raise ParametersRejected(_detail(response))
+        if response.status_code in _REFUSED_STATUSES:
+            raise _refused(response)
         _expect(response, 200, 201)
         return _created(response.json(), waiting, created=response.status_code == 201)
 
@@ -418,6 +482,10 @@ class PrefectTrigger:
             )
             if response.status_code == 404:
                 raise DeploymentNotFound(deployment.flow, deployment.name)
+            if response.status_code in _REFUSED_STATUSES:
+                # Prefect refuses a whole bulk call for one bad item (e.g. over its size
+                # limit): create each alone, so only the bad one fails.
+                return await self._create_each(deployment, batch, outcomes, remaining, have_slot)
             _expect(response, 200, 201)
             results = response.json()["results"]
             ids = [str(r["flow_run_id"]) for r in results if r.get("status") == "CREATED"]
@@ -429,7 +497,9 @@ class PrefectTrigger:
                 if result.get("status") == "CREATED" and run is not None:
                     outcomes[index] = _created(run, batch[index], created=None)
                 elif "validation failed" in error.lower():
-                    outcomes[index] = ParametersRejected(error)
+                    outcomes[index] = ParametersRejected(
+                        "the deployment's parameter schema refuses them"
+                    )
                 elif result.get("status") == "CREATED" or _is_passing(error):
                     again.append(index)
                 else:
@@ -446,6 +516,24 @@ class PrefectTrigger:
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
             delay = min(delay * 2, 2.0)
             remaining = again
+        return [outcomes[i] for i in range(len(batch))]
+
+    async def _create_each(
+        self,
+        deployment: Deployment,
+        batch: list[_Waiting],
+        outcomes: dict[int, CreatedRun | TriggerError],
+        remaining: list[int],
+        have_slot: bool,
+    ) -> list[CreatedRun | TriggerError]:
+        logger.info("bulk create refused as a whole; creating %d runs one by one", len(remaining))
+        for index in remaining:
+            try:
+                outcomes[index] = await self._create_one(
+                    deployment, batch[index], have_slot=have_slot
+                )
+            except (ParametersRejected, PrefectError) as exc:
+                outcomes[index] = exc
         return [outcomes[i] for i in range(len(batch))]
 
     async def _read_runs(self, ids: list[str], *, have_slot: bool) -> dict[str, dict[str, Any]]:
@@ -485,10 +573,16 @@ class PrefectTrigger:
                     return response
                 problem = f"HTTP {response.status_code}: {_detail(response)}"
             if time.monotonic() + delay > deadline:
-                raise PrefectUnavailable(f"Prefect API at {self.api_url}: {problem}")
+                raise PrefectUnavailable(f"Prefect API at {self.shown_url}: {problem}")
             logger.debug("Prefect %s %s: %s; retrying in %.2f s", method, path, problem, delay)
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
             delay = min(delay * 2, 2.0)
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """Mark a finished lookup's exception as seen: its waiters re-raise it themselves."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _created(run: Mapping[str, Any], waiting: _Waiting, *, created: bool | None) -> CreatedRun:
@@ -508,6 +602,27 @@ def _has_placeholder(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_placeholder(v) for v in value)
     return False
+
+
+#: Statuses with which Prefect refuses a run's parameters: 400 a placeholder it cannot fill,
+#: 409 its schema check, 422 its size limit.
+_REFUSED_STATUSES = frozenset({400, 409, 422})
+
+
+def _refused(response: httpx.Response) -> ParametersRejected:
+    """Prefect's refusal, without echoing the parameters (they may hold values it filled in)."""
+    if response.status_code == 422 and "bytes when serialized" in response.text[:2000]:
+        return ParametersRejected(
+            "the run's parameters are over Prefect's size limit"
+            " (PREFECT_SERVER_API_MAX_PARAMETER_SIZE)"
+        )
+    if response.status_code == 409:
+        return ParametersRejected("the deployment's parameter schema refuses them")
+    return ParametersRejected(f"Prefect refused the run ({response.status_code})")
+
+
+def _shortened(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_passing(error: str) -> bool:

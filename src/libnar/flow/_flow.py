@@ -17,17 +17,20 @@ from prefect.artifacts import acreate_markdown_artifact, create_markdown_artifac
 from prefect.context import FlowRunContext
 from prefect.utilities.hashing import file_hash
 
-from libnar.events import DppEvent, DppResult, Task, TaskReference, WebhookEvent, task_tags
+from libnar.events import DppEvent, DppResult, Task, TaskReference, WebhookEvent
+from libnar.flow._claims import fetch_claim, fetch_claim_async
 from libnar.flow._parameters import (
     FlowSignature,
     ParameterError,
     PreparedCall,
     check_parameters,
+    coerce_event,
     prepare_call,
     read_signature,
 )
 from libnar.flow._sama_io import fetch_event, fetch_event_async, result_summary, result_to_send
 from libnar.naming import FlowNameError, check_flow_name
+from libnar.runs import ClaimReference, run_name, run_tags
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient, SyncPrefectClient
@@ -146,13 +149,12 @@ class NpsFlow(Flow[P, R]):
         event = None
         if context is not None and self.signature.event_name is not None:
             event = (context.parameters or {}).get(self.signature.event_name)
-        if isinstance(event, WebhookEvent | DppEvent):
-            return event.run_name(self.name)
-        if isinstance(event, Task):
-            return f"{self.name}-{event.project_id}-{event.id}"
-        if isinstance(event, TaskReference):
-            suffix = f"-r{event.round}" if event.round is not None else ""
-            return f"{self.name}-{event.project_id}-{event.task_id}{suffix}"
+            try:
+                event = ClaimReference.from_parameter(event) or event
+            except ValueError:
+                event = None  # a malformed reference: the run fails on it before the body
+        if isinstance(event, WebhookEvent | DppEvent | Task | TaskReference | ClaimReference):
+            return run_name(self.name, event)
         return f"{self.name}-run"
 
 
@@ -166,6 +168,8 @@ def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..
         async def run_async(**parameters: Any) -> Any:
             prepared = prepare_call(signature, parameters)
             await _add_missing_tags_async(prepared)
+            if isinstance(prepared.event, ClaimReference):
+                prepared.event = coerce_event(signature, await fetch_claim_async(prepared.event))
             if isinstance(prepared.event, TaskReference):
                 prepared.event = await fetch_event_async(signature, prepared.event)
             value = await fn(**_arguments(signature, prepared))
@@ -189,6 +193,8 @@ def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..
     def run_sync(**parameters: Any) -> Any:
         prepared = prepare_call(signature, parameters)
         _add_missing_tags_sync(prepared)
+        if isinstance(prepared.event, ClaimReference):
+            prepared.event = coerce_event(signature, fetch_claim(prepared.event))
         if isinstance(prepared.event, TaskReference):
             prepared.event = fetch_event(signature, prepared.event)
         value = fn(**_arguments(signature, prepared))
@@ -227,20 +233,9 @@ def _arguments(signature: FlowSignature, prepared: PreparedCall) -> dict[str, An
 
 def _run_tags(prepared: PreparedCall) -> list[str]:
     """Tags that let the Prefect UI filter runs by project, task, source, state and round."""
-    event = prepared.event
-    if isinstance(event, WebhookEvent | DppEvent):
-        found = event.tags
-    elif isinstance(event, Task):
-        found = task_tags(event)
-    elif isinstance(event, TaskReference):
-        found = [f"project:{event.project_id}", f"task:{event.task_id}", "source:reference"]
-        if event.round is not None:
-            found.append(f"round:{event.round}")
-    else:
+    if prepared.event is None:
         return []
-    if prepared.no_round:
-        found = [t for t in found if not t.startswith("round:")]
-    return found
+    return run_tags(prepared.event, no_round=prepared.no_round)
 
 
 def _missing_tags(prepared: PreparedCall) -> tuple[Any, list[str]] | None:

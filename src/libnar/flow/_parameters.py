@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.config import JsonDict
 
 from libnar.events import (
     DppEvent,
@@ -26,18 +27,21 @@ from libnar.events import (
     parse_as,
     parse_event,
 )
+from libnar.runs import (
+    EVENT_SCHEMA_MARK,
+    LEGACY_PARAMETER,
+    REFERENCE_PARAMETERS,
+    SPECIAL_PARAMETERS,
+    ClaimReference,
+    SpecialValues,
+    split_special_parameters,
+)
 
 EventKind = type[WebhookEvent] | type[DppEvent] | type[Task]
 EVENT_TYPES: tuple[EventKind, ...] = (WebhookEvent, DppEvent, Task)
 
-#: Parameters the gateway and the earlier system pass that never reach the function.
-SPECIAL_PARAMETERS = ("dep_name", "no_round")
-#: Parameters that point at a task to fetch when no event is given (scheduled and manual runs).
-REFERENCE_PARAMETERS = ("project_id", "task_id", "round")
-#: The earlier system's wrapper: `{"param": {"project_id", "task_id", "round"?, ...extra}}`.
-LEGACY_PARAMETER = "param"
-
 _KIND_WORDS = {WebhookEvent: "a webhook event", DppEvent: "a DPP event", Task: "a task"}
+_KIND_NAMES = {WebhookEvent: "webhook", DppEvent: "dpp", Task: "task"}
 
 
 class ParameterError(ValueError):
@@ -95,11 +99,12 @@ class FlowSignature:
         params = []
         for p in self.user_signature.parameters.values():
             if p.name == self.event_name:
-                params.append(
-                    inspect.Parameter(
-                        p.name, kw, default=None, annotation=_exposed_event_type(self.event_kinds)
-                    )
-                )
+                # The mark lets the gateway find the event parameter in the deployment's
+                # schema, whatever its name (Prefect merges a Field default's schema extras).
+                mark: JsonDict = {EVENT_SCHEMA_MARK: [_KIND_NAMES[k] for k in self.event_kinds]}
+                default = Field(default=None, json_schema_extra=mark)
+                annotation = _exposed_event_type(self.event_kinds)
+                params.append(inspect.Parameter(p.name, kw, default=default, annotation=annotation))
             else:
                 params.append(p.replace(kind=kw))
         if self.event_name is not None:
@@ -119,27 +124,43 @@ class FlowSignature:
 
 
 def _exposed_event_type(kinds: tuple[EventKind, ...]) -> Any:
-    # A task-only flow also takes whole events (the gateway always sends one).
+    # A task-only flow also takes whole events (the gateway always sends one); every event
+    # parameter also takes a claim reference (a large event kept by the gateway).
     shown: tuple[Any, ...] = (WebhookEvent, DppEvent, Task) if kinds == (Task,) else kinds
-    return Union[(*shown, None)]
+    return Union[(*shown, dict[str, ClaimReference], None)]
+
+
+#: What an event parameter holds once validated: an event, or a reference to fetch it by.
+EventValue = WebhookEvent | DppEvent | Task | TaskReference | ClaimReference
 
 
 @dataclass
 class PreparedCall:
     """Validated arguments of one run: the event (or a reference to fetch) and the rest."""
 
-    event: WebhookEvent | DppEvent | Task | TaskReference | None
+    event: EventValue | None
     kwargs: dict[str, Any]
-    dep_name: str | None = None
-    no_round: bool = False
+    special: SpecialValues = field(default_factory=SpecialValues)
+
+    @property
+    def dep_name(self) -> str | None:
+        """The `dep_name` special parameter."""
+        return self.special.dep_name
+
+    @property
+    def no_round(self) -> bool:
+        """The `no_round` special parameter."""
+        return self.special.no_round
 
     def as_parameters(self, signature: FlowSignature) -> dict[str, Any]:
         """The validated values keyed by the exposed signature's names."""
         values = dict(self.kwargs)
         if signature.event_name is not None:
-            values[signature.event_name] = self.event
-        values["dep_name"] = self.dep_name
-        values["no_round"] = self.no_round
+            event = self.event
+            values[signature.event_name] = (
+                event.as_parameter() if isinstance(event, ClaimReference) else event
+            )
+        values.update(self.special._asdict())
         return values
 
 
@@ -269,12 +290,17 @@ def prepare_call(
             if raw.get(key) is not None:
                 reference_values[key] = raw[key]
 
-    event: WebhookEvent | DppEvent | Task | TaskReference | None = None
+    event: EventValue | None = None
     if signature.event_name is not None:
         given = raw.get(signature.event_name)
+        claim_problems: list[EventProblem] = []
+        claim = _claim_reference(given, signature.event_name, claim_problems)
+        problems += claim_problems
         if isinstance(given, TaskReference):
             event = given  # validated before: Prefect validates, then the runner again
-        elif given is not None:
+        elif claim is not None:
+            event = claim
+        elif given is not None and not claim_problems:
             try:
                 event = coerce_event(signature, given)
             except EventError as exc:
@@ -307,20 +333,25 @@ def prepare_call(
             if not (partial and error["type"] == "missing" and len(error["loc"]) == 1)
         ]
 
-    dep_name = raw.get("dep_name")
-    if dep_name is not None and not isinstance(dep_name, str):
-        problems.append(
-            EventProblem(path="dep_name", found=repr(dep_name), expected="a deployment name")
-        )
-    no_round = raw.get("no_round", False)
-    if not isinstance(no_round, bool):
-        problems.append(
-            EventProblem(path="no_round", found=repr(no_round), expected="true or false")
-        )
+    _, special, special_problems = split_special_parameters(
+        {k: raw[k] for k in SPECIAL_PARAMETERS if k in raw}
+    )
+    problems += special_problems
 
     if problems:
         raise ParameterError(signature.flow_name, problems)
-    return PreparedCall(event=event, kwargs=kwargs, dep_name=dep_name, no_round=no_round)
+    return PreparedCall(event=event, kwargs=kwargs, special=special)
+
+
+def _claim_reference(value: Any, name: str, problems: list[EventProblem]) -> ClaimReference | None:
+    """The claim reference an event parameter holds, or None; a malformed one is a problem."""
+    try:
+        return ClaimReference.from_parameter(value)
+    except ValidationError as exc:
+        problems += EventError.from_validation_error(
+            "claim reference", exc, prefix=f"{name}.libnar_claim"
+        ).problems
+        return None
 
 
 def check_parameters(
