@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from libnar.runs import ClaimReference
+from libnar.events import DppEvent, Task, WebhookEvent
+from libnar.runs import ClaimReference, RunSubject, subject_of
 
-__all__ = ["ClaimError", "fetch_claim", "fetch_claim_async"]
+__all__ = [
+    "ClaimError",
+    "fetch_claim",
+    "fetch_claim_async",
+    "keep_locally",
+    "pass_large_by_reference",
+]
 
 #: How long a run keeps trying to reach the claim's holder (the gateway may be restarting).
 CLAIM_FETCH_SECONDS = 60.0
@@ -174,3 +184,39 @@ async def _abounded(
         yield chunk
         if total > reference.size:
             break
+
+
+def keep_locally(body: bytes, subject: RunSubject, directory: Path | None = None) -> ClaimReference:
+    """Keep a large event in a local file; return the `file://` reference a local run carries.
+
+    What `libnar run` does with an event over the claim-check size, so a local run takes the
+    same path as a production one. The file is named by the body's SHA-256.
+    """
+    folder = directory or Path(tempfile.gettempdir()) / "libnar-claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(body).hexdigest()
+    path = folder / f"{digest}.json"
+    tmp = folder / f".{digest}.{os.getpid()}.{uuid.uuid4().hex}"
+    tmp.write_bytes(body)
+    os.replace(tmp, path)
+    source = subject.source if subject.source in ("webhook", "dpp") else "task"
+    return ClaimReference(
+        url=path.resolve().as_uri(),
+        sha256=digest,
+        size=len(body),
+        source=source,
+        project_id=subject.project_id,
+        task_id=subject.task_id,
+        round=subject.round,
+        state=subject.state,
+    )
+
+
+def pass_large_by_reference(
+    event: WebhookEvent | DppEvent | Task, limit: int, directory: Path | None = None
+) -> WebhookEvent | DppEvent | Task | ClaimReference:
+    """`event`, or a local claim reference to it when its JSON is over `limit` bytes."""
+    body = event.model_dump_json().encode()
+    if len(body) <= limit:
+        return event
+    return keep_locally(body, subject_of(event), directory)
