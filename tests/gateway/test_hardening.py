@@ -592,3 +592,53 @@ def test_create_app_names_every_missing_setting(tmp_path: Path) -> None:
         create_app(Settings(outbox_dir=tmp_path))
     assert "LIBNAR_GATEWAY_SECRETS" in str(caught.value)
     assert "PREFECT_API_URL" in str(caught.value)
+
+
+def test_replay_command_reports_bad_entries_and_replays_the_rest(
+    deployments: dict[str, str], prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    outbox = Outbox(tmp_path / "outbox")
+    body = webhook_body()
+    good = OutboxEntry(
+        source="webhook",
+        flow="gw_hook_ptp",
+        deployment="gw_hook_ptp_deploy",
+        event_key=f"webhook-{uuid.uuid4().hex}",
+        event=body,
+        run_name="replayed",
+        tags=[f"task:{body['task']['id']}"],
+    )
+    outbox.write(good)
+    (tmp_path / "elsewhere.json").write_text(good.model_dump_json())
+    (outbox.pending / "link.json").symlink_to(tmp_path / "elsewhere.json")
+    (outbox.pending / "cut.json").write_text(good.model_dump_json()[:40])
+    (outbox.pending / "dir.json").mkdir()
+    (outbox.pending / "long-name.json").write_text(
+        json.dumps(json.loads(good.model_dump_json()) | {"deployment": "d" * 70_000})
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "libnar.cli", "gateway", "replay"],
+        env={
+            **os.environ,
+            "PREFECT_API_URL": prefect_server.api_url,
+            "LIBNAR_OUTBOX_DIR": str(outbox.directory),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    report = json.loads(done.stdout)
+    assert report["triggered"] == 1
+    reasons = dict(line.split(": ", 1) for line in report["unreadable"])
+    assert reasons["link.json"] == "a symlink (not followed)"
+    assert reasons["dir.json"] == "not a regular file"
+    assert "not a valid entry" in reasons["cut.json"]
+    assert "deployment" in reasons["long-name.json"]
+    assert (tmp_path / "elsewhere.json").exists()
