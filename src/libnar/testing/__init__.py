@@ -5,6 +5,8 @@ Fixtures:
         it; see `FakeSamaHub`.
     prefect_server: one real `prefect server` on 127.0.0.1 for the whole test session, with
         the flow heartbeat off; flows called in tests (and `libnar` subprocesses) use it.
+    postgres_server: one real PostgreSQL server on 127.0.0.1 for the session (skipped, with
+        the reason, where the server binaries are not installed); see `PostgresServer`.
 
 Importing this module is cheap: fixtures import Prefect or the fake SamaHub only when used.
 """
@@ -22,6 +24,7 @@ from libnar.testing._build import assert_build_valid
 from libnar.testing._factories import make_dpp_event, make_task, make_task_id, make_webhook_event
 from libnar.testing._fixtures_samahub import fake_samahub
 from libnar.testing._gateway import GatewayProcess
+from libnar.testing._postgres import PostgresServer, PostgresUnavailable
 from libnar.testing._prefect import PrefectServer, free_port
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ __all__ = [
     "FakeCall",
     "FakeSamaHub",
     "GatewayProcess",
+    "PostgresServer",
     "PrefectServer",
     "assert_build_valid",
     "fake_samahub",
@@ -40,6 +44,7 @@ __all__ = [
     "make_task",
     "make_task_id",
     "make_webhook_event",
+    "postgres_server",
     "prefect_server",
     "serve_fake_samahub",
 ]
@@ -89,3 +94,17 @@ def prefect_server() -> Iterator[PrefectServer]:
             os.environ["PREFECT_API_URL"] = previous
         if not given:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the test session (trust auth on 127.0.0.1).
+
+    Skipped, saying why, where the server binaries are not installed.
+    """
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server
