@@ -59,10 +59,15 @@ class _Config:
     max_retries: int
 
 
+def _given(value: str | SecretStr | None) -> str | None:
+    """Return an argument's text, or None when it is missing, empty or blank."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return text if text and text.strip() else None
+
+
 def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    return SecretStr(value) if value else None
+    text = _given(value)
+    return None if text is None else SecretStr(text)
 
 
 def _resolve(
@@ -73,7 +78,12 @@ def _resolve(
     timeout: float | None,
     max_retries: int | None,
 ) -> _Config:
-    """Take each value from the arguments, else from libnar's settings (read now)."""
+    """Take each value from the arguments, else from libnar's settings (read now).
+
+    An empty or blank argument counts as not given, as an empty setting counts as unset.
+    """
+    api_key, dpp_key = _secret(api_key), _secret(dpp_key)
+    base_url, dpp_url = _given(base_url), _given(dpp_url)
     settings = None
     if None in (api_key, base_url, dpp_url, dpp_key, timeout, max_retries):
         try:
@@ -83,10 +93,10 @@ def _resolve(
             name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
             raise SamaConfigError(f"{name} is invalid: {first['msg']}") from None
     if settings is not None:
-        api_key = api_key if api_key is not None else settings.sama_api_key
+        api_key = api_key or settings.sama_api_key
         base_url = base_url or settings.sama_api_url
         dpp_url = dpp_url or settings.sama_dpp_url
-        dpp_key = dpp_key if dpp_key is not None else settings.sama_dpp_key
+        dpp_key = dpp_key or settings.sama_dpp_key
         timeout = timeout if timeout is not None else settings.sama_timeout
         max_retries = max_retries if max_retries is not None else settings.sama_max_retries
     if base_url is None or timeout is None or max_retries is None:  # only without settings
@@ -96,8 +106,8 @@ def _resolve(
     return _Config(
         base_url=base_url.rstrip("/"),
         dpp_url=dpp_url.rstrip("/") if dpp_url else None,
-        api_key=_secret(api_key),
-        dpp_key=_secret(dpp_key),
+        api_key=api_key,
+        dpp_key=dpp_key,
         timeout=timeout,
         max_retries=max_retries,
     )
