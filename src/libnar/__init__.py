@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from libnar.flow import NpsFlow, ParameterError, nps_flow
     from libnar.sama import (
         AsyncSamaClient,
+        SamaAnswerTooLargeError,
         SamaAuthError,
         SamaClient,
         SamaConfigError,
@@ -47,6 +48,7 @@ __all__ = [
     "EventError",
     "NpsFlow",
     "ParameterError",
+    "SamaAnswerTooLargeError",
     "SamaAuthError",
     "SamaClient",
     "SamaConfigError",
@@ -73,6 +75,7 @@ __getattr__ = lazy_exports(
         "libnar.flow": ["NpsFlow", "ParameterError", "nps_flow"],
         "libnar.sama": [
             "AsyncSamaClient",
+            "SamaAnswerTooLargeError",
             "SamaAuthError",
             "SamaClient",
             "SamaConfigError",

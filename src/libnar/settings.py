@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         default=5,
         ge=0,
     )
+    sama_max_answer_bytes: int = _env(
+        "SAMA_MAX_ANSWER_BYTES",
+        "Largest SamaHub answer a call reads, in bytes (256 MiB); a larger one is refused"
+        " without reading the rest.",
+        default=256 * 1024 * 1024,
+        gt=0,
+    )
 
     # Gateway
     gateway_secrets: SecretList = _env(

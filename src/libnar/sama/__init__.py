@@ -7,6 +7,7 @@ libnar's payload models only: never Prefect.
 
 from libnar.sama._client import AsyncSamaClient, SamaClient
 from libnar.sama._errors import (
+    SamaAnswerTooLargeError,
     SamaAuthError,
     SamaConfigError,
     SamaError,
@@ -22,6 +23,7 @@ __all__ = [
     "AsyncSamaClient",
     "Batch",
     "Project",
+    "SamaAnswerTooLargeError",
     "SamaAuthError",
     "SamaClient",
     "SamaConfigError",

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,7 +18,12 @@ import pydantic_core
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from libnar.events import DppResult, Task
-from libnar.sama._errors import SamaConfigError, SamaError, error_for_response
+from libnar.sama._errors import (
+    SamaConfigError,
+    SamaError,
+    answer_too_large,
+    error_for_response,
+)
 from libnar.sama._models import Batch, BatchCreated, Project, TaskAnswer
 
 T = TypeVar("T")
@@ -154,7 +158,8 @@ def _json_body(value: Any) -> bytes:
 
 
 def _object(content: bytes) -> dict[str, Any]:
-    value = json.loads(content) if content.strip() else {}
+    # pydantic_core reads bytes directly; json.loads would first copy them into a str.
+    value = pydantic_core.from_json(content) if content.strip() else {}
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -190,12 +195,68 @@ def _batch_id(content: bytes) -> str:
     return BatchCreated.model_validate_json(content).batch_id
 
 
-def read_answer(call: Call[T], response: httpx.Response) -> T:
+#: How much of an error answer is read: SamaHub's messages are short, and only 200
+#: characters of a text answer are quoted.
+ERROR_BODY_BYTES = 64 * 1024
+
+
+class AnswerReader:
+    """Collect an answer's body chunk by chunk, and stop before it grows past a limit.
+
+    A 2xx answer over `limit` bytes raises `SamaAnswerTooLargeError`: at once when its
+    `Content-Length` says so, else as soon as the bytes read pass the limit. Of an error
+    answer only the first `ERROR_BODY_BYTES` are kept (`add` then returns False).
+
+    Usage: `reader = AnswerReader(call, response, limit)`, then `reader.add(chunk)` for each
+    decoded chunk while it returns True, then `read_answer(call, response, reader.content())`.
+    """
+
+    def __init__(self, call: Call[Any], response: httpx.Response, limit: int) -> None:
+        self._call = call
+        self._status = response.status_code
+        self._is_answer = response.is_success
+        self._limit = limit if self._is_answer else ERROR_BODY_BYTES
+        # Chunks joined once at the end: parsers copy a bytearray into bytes first, which
+        # would hold the answer three times (buffer, copy, parsed values) instead of twice.
+        self._chunks: list[bytes] = []
+        self._size = 0
+        announced = _content_length(response)
+        if self._is_answer and announced is not None and announced > limit:
+            raise answer_too_large(call.method, call.path, self._status, limit, announced)
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep a chunk; say whether to read on. Raise when a 2xx answer passes the limit."""
+        room = self._limit - self._size
+        if len(chunk) > room:
+            if self._is_answer:
+                method, path = self._call.method, self._call.path
+                raise answer_too_large(method, path, self._status, self._limit)
+            chunk = chunk[:room]
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        return len(chunk) < room or self._is_answer
+
+    def content(self) -> bytes:
+        """Return the bytes read, joined (once: the chunks are let go)."""
+        content = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks = [content]
+        return content
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The decoded size the answer announces, when it announces one (no content coding)."""
+    if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        return None  # the length counts compressed bytes
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def read_answer(call: Call[T], response: httpx.Response, content: bytes) -> T:
     """Parse a 2xx answer with `call.parse`; raise the matching `SamaError` for anything else."""
     if not response.is_success:
-        raise error_for_response(call.method, call.path, response, dpp=call.dpp)
+        raise error_for_response(call.method, call.path, response, content, dpp=call.dpp)
     try:
-        return call.parse(response.content)
+        return call.parse(content)
     except ValueError as exc:  # includes pydantic's ValidationError
         raise unexpected_answer(call, exc) from None
 

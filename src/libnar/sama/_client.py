@@ -11,6 +11,8 @@ httpx's client, so the URL httpx logs and puts on requests, responses and errors
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import functools
 import ssl
 import time
@@ -36,7 +38,7 @@ from pydantic import SecretStr, ValidationError
 from tenacity import AsyncRetrying, Retrying
 
 from libnar.events import DppResult, Task
-from libnar.sama._calls import Call, Endpoints, Pager, Probe, read_answer
+from libnar.sama._calls import AnswerReader, Call, Endpoints, Pager, Probe, read_answer
 from libnar.sama._errors import SamaConfigError, SamaError
 from libnar.sama._models import Batch, Project
 from libnar.sama._retry import Attempts, retrying_options
@@ -57,6 +59,16 @@ class _Config:
     dpp_key: SecretStr | None
     timeout: float
     max_retries: int
+    max_answer_bytes: int
+
+
+#: The limits a client takes as arguments (and `with_options` per call): each one's
+#: setting, and its lowest value (allowed or not).
+_LIMITS: dict[str, tuple[str, float, bool]] = {
+    "timeout": ("SAMA_TIMEOUT", 0, False),
+    "max_retries": ("SAMA_MAX_RETRIES", 0, True),
+    "max_answer_bytes": ("SAMA_MAX_ANSWER_BYTES", 0, False),
+}
 
 
 def _given(value: str | SecretStr | None) -> str | None:
@@ -70,46 +82,53 @@ def _secret(value: str | SecretStr | None) -> SecretStr | None:
     return None if text is None else SecretStr(text)
 
 
+def _check_limits(limits: Mapping[str, float | None]) -> None:
+    """Refuse a limit argument below its lowest value, naming the argument."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        _, low, allowed = _LIMITS[name]
+        if value < low or (value == low and not allowed):
+            bound = f"{low:g} or more" if allowed else f"more than {low:g}"
+            raise SamaConfigError(f"{name} must be {bound}, got {value}")
+
+
 def _resolve(
     api_key: str | SecretStr | None,
     base_url: str | None,
     dpp_url: str | None,
     dpp_key: str | SecretStr | None,
-    timeout: float | None,
-    max_retries: int | None,
+    **limits: float | None,
 ) -> _Config:
     """Take each value from the arguments, else from libnar's settings (read now).
 
     An empty or blank argument counts as not given, as an empty setting counts as unset.
     """
-    api_key, dpp_key = _secret(api_key), _secret(dpp_key)
-    base_url, dpp_url = _given(base_url), _given(dpp_url)
-    settings = None
-    if None in (api_key, base_url, dpp_url, dpp_key, timeout, max_retries):
+    _check_limits(limits)
+    keys = {"api_key": _secret(api_key), "dpp_key": _secret(dpp_key)}
+    urls = {"base_url": _given(base_url), "dpp_url": _given(dpp_url)}
+    filled: dict[str, Any] = dict(limits)
+    if None in (*keys.values(), *urls.values(), *limits.values()):
         try:
             settings = get_settings()
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
             raise SamaConfigError(f"{name} is invalid: {first['msg']}") from None
-    if settings is not None:
-        api_key = api_key or settings.sama_api_key
-        base_url = base_url or settings.sama_api_url
-        dpp_url = dpp_url or settings.sama_dpp_url
-        dpp_key = dpp_key or settings.sama_dpp_key
-        timeout = timeout if timeout is not None else settings.sama_timeout
-        max_retries = max_retries if max_retries is not None else settings.sama_max_retries
-    if base_url is None or timeout is None or max_retries is None:  # only without settings
-        raise SamaConfigError("base_url, timeout and max_retries need values")
-    if max_retries < 0:
-        raise SamaConfigError(f"max_retries must be 0 or more, got {max_retries}")
+        keys["api_key"] = keys["api_key"] or settings.sama_api_key
+        keys["dpp_key"] = keys["dpp_key"] or settings.sama_dpp_key
+        urls["base_url"] = urls["base_url"] or settings.sama_api_url
+        urls["dpp_url"] = urls["dpp_url"] or settings.sama_dpp_url
+        for name, value in limits.items():
+            if value is None:
+                filled[name] = getattr(settings, f"sama_{name}")
+    base, dpp = urls["base_url"] or "", urls["dpp_url"]
     return _Config(
-        base_url=base_url.rstrip("/"),
-        dpp_url=dpp_url.rstrip("/") if dpp_url else None,
-        api_key=api_key,
-        dpp_key=dpp_key,
-        timeout=timeout,
-        max_retries=max_retries,
+        base_url=base.rstrip("/"),
+        dpp_url=dpp.rstrip("/") if dpp else None,
+        api_key=keys["api_key"],
+        dpp_key=keys["dpp_key"],
+        **filled,
     )
 
 
@@ -183,7 +202,7 @@ class _AsyncSigningTransport(httpx.AsyncBaseTransport):
 
 
 class _ClientBase:
-    """What both clients share: configuration, request building, `repr`."""
+    """What both clients share: configuration, request building, `repr`, `with_options`."""
 
     def __init__(
         self,
@@ -191,10 +210,9 @@ class _ClientBase:
         base_url: str | None,
         dpp_url: str | None,
         dpp_key: str | SecretStr | None,
-        timeout: float | None,
-        max_retries: int | None,
+        **limits: float | None,
     ) -> None:
-        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, **limits)
         self._endpoints = Endpoints(
             has_api_key=self._config.api_key is not None,
             dpp_url=self._config.dpp_url,
@@ -217,11 +235,42 @@ class _ClientBase:
         """How many times a failed call that is safe to retry is sent again."""
         return self._config.max_retries
 
+    @property
+    def max_answer_bytes(self) -> int:
+        """The largest answer a call reads, in bytes; a larger one is refused."""
+        return self._config.max_answer_bytes
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(base_url={self.base_url!r}, dpp_url={self.dpp_url!r}, "
             f"timeout={self._config.timeout}, max_retries={self.max_retries})"
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_answer_bytes: int | None = None,
+    ) -> Self:
+        """Return a client with other limits for the calls made through it.
+
+        It shares this client's connections (close this one when done, not the copy):
+        `sama.with_options(max_answer_bytes=2**30).get_task(pid, tid)`. Arguments left out
+        keep this client's values.
+        """
+        given = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "max_answer_bytes": max_answer_bytes,
+        }
+        _check_limits(given)
+        changes: dict[str, Any] = {
+            name: value for name, value in given.items() if value is not None
+        }
+        other = copy.copy(self)
+        other._config = dataclasses.replace(self._config, **changes)
+        return other
 
     def _client_options(self) -> dict[str, Any]:
         return {
@@ -247,6 +296,7 @@ class _ClientBase:
             params=call.params,
             content=call.body,
             headers=headers,
+            timeout=httpx.Timeout(self._config.timeout),
         )
 
 
@@ -256,7 +306,8 @@ class SamaClient(_ClientBase):
     Use it as a context manager (`with SamaClient() as sama: ...`) or call `close()`; one
     client keeps its connections open between calls. Values not passed are read from libnar's
     settings (`SAMA_API_KEY`, `SAMA_API_URL`, `SAMA_DPP_URL`, `SAMA_DPP_KEY`, `SAMA_TIMEOUT`,
-    `SAMA_MAX_RETRIES`) when the client is created. `sleep` is how retries wait (tests pass a
+    `SAMA_MAX_RETRIES`, `SAMA_MAX_ANSWER_BYTES`) when the client is created; `with_options`
+    changes the limits for some calls. `sleep` is how retries wait (tests pass a
     function that records the wait instead).
     """
 
@@ -269,10 +320,19 @@ class SamaClient(_ClientBase):
         dpp_key: str | SecretStr | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_answer_bytes: int | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        super().__init__(
+            api_key,
+            base_url,
+            dpp_url,
+            dpp_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_answer_bytes=max_answer_bytes,
+        )
         inner = transport or httpx.HTTPTransport(**self._transport_options())
         self._http = httpx.Client(
             transport=_SigningTransport(inner, self._access_key), **self._client_options()
@@ -308,10 +368,17 @@ class SamaClient(_ClientBase):
             if found is not None:
                 return found
         try:
-            response = self._http.send(self._request(self._http, call))
+            response = self._http.send(self._request(self._http, call), stream=True)
+            try:
+                reader = AnswerReader(call, response, self._config.max_answer_bytes)
+                for chunk in response.iter_bytes():
+                    if not reader.add(chunk):
+                        break
+            finally:
+                response.close()
         except httpx.TransportError as exc:
             raise attempts.failed(call, exc) from None
-        return read_answer(call, response)
+        return read_answer(call, response, reader.content())
 
     def _probe(self, probe: Probe[T]) -> T | None:
         with closing(self._iterate(probe.pager())) as tasks:
@@ -476,10 +543,19 @@ class AsyncSamaClient(_ClientBase):
         dpp_key: str | SecretStr | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_answer_bytes: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        super().__init__(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        super().__init__(
+            api_key,
+            base_url,
+            dpp_url,
+            dpp_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_answer_bytes=max_answer_bytes,
+        )
         inner = transport or httpx.AsyncHTTPTransport(**self._transport_options())
         self._http = httpx.AsyncClient(
             transport=_AsyncSigningTransport(inner, self._access_key), **self._client_options()
@@ -514,10 +590,17 @@ class AsyncSamaClient(_ClientBase):
             if found is not None:
                 return found
         try:
-            response = await self._http.send(self._request(self._http, call))
+            response = await self._http.send(self._request(self._http, call), stream=True)
+            try:
+                reader = AnswerReader(call, response, self._config.max_answer_bytes)
+                async for chunk in response.aiter_bytes():
+                    if not reader.add(chunk):
+                        break
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             raise attempts.failed(call, exc) from None
-        return read_answer(call, response)
+        return read_answer(call, response, reader.content())
 
     async def _probe(self, probe: Probe[T]) -> T | None:
         async with aclosing(self._iterate(probe.pager())) as tasks:

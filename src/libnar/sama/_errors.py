@@ -17,6 +17,7 @@ import httpx
 from libnar.settings import SettingsError
 
 __all__ = [
+    "SamaAnswerTooLargeError",
     "SamaAuthError",
     "SamaConfigError",
     "SamaError",
@@ -127,6 +128,21 @@ class SamaServerError(SamaError):
     hint = "SamaHub had a problem; try again later"
 
 
+class SamaAnswerTooLargeError(SamaError):
+    """SamaHub's answer is larger than the client accepts (`SAMA_MAX_ANSWER_BYTES`).
+
+    Reading stops at the limit, so a huge answer never fills the memory. `limit` holds the
+    limit in bytes. The call did reach SamaHub: a write (a batch creation) was done.
+    """
+
+    hint = (
+        "ask for less at a time (e.g. a smaller page_size), or raise SAMA_MAX_ANSWER_BYTES "
+        "(or max_answer_bytes=...)"
+    )
+
+    limit: int = 0
+
+
 class SamaTransportError(SamaError):
     """No answer came from SamaHub: connection refused, timeout or a dropped connection."""
 
@@ -164,9 +180,12 @@ _BY_STATUS: dict[int, type[SamaError]] = {
 
 
 def error_for_response(
-    method: str, path: str, response: httpx.Response, *, dpp: bool = False
+    method: str, path: str, response: httpx.Response, content: bytes, *, dpp: bool = False
 ) -> SamaError:
-    """Build the error for a non-2xx answer, with SamaHub's own messages when it sent any."""
+    """Build the error for a non-2xx answer, with SamaHub's own messages when it sent any.
+
+    `content` is (the start of) the answer's body: see `ERROR_BODY_BYTES`.
+    """
     status = response.status_code
     cls = _BY_STATUS.get(status) or (SamaServerError if status >= 500 else SamaError)
     summary = f"{status} {response.reason_phrase.lower() or 'error'}"
@@ -182,7 +201,7 @@ def error_for_response(
         method=method,
         path=path,
         status_code=status,
-        errors=_errors_in(response),
+        errors=_errors_in(content),
         hint=hint,
     )
     if isinstance(error, SamaRateLimitError):
@@ -211,12 +230,27 @@ def error_for_transport(method: str, path: str, exc: httpx.TransportError) -> Sa
     return error
 
 
-def _errors_in(response: httpx.Response) -> list[dict[str, Any]]:
+def answer_too_large(
+    method: str, path: str, status: int, limit: int, announced: int | None = None
+) -> SamaAnswerTooLargeError:
+    """Build the error for an answer over `limit` bytes (`announced`: its Content-Length)."""
+    size = f" ({announced:,} bytes)" if announced is not None else ""
+    error = SamaAnswerTooLargeError(
+        f"the answer{size} is larger than SAMA_MAX_ANSWER_BYTES ({limit:,} bytes)",
+        method=method,
+        path=path,
+        status_code=status,
+    )
+    error.limit = limit
+    return error
+
+
+def _errors_in(content: bytes) -> list[dict[str, Any]]:
     """Read SamaHub's error shapes: `{"errors": [...]}` or a top-level `{"message": ...}`."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        text = response.text.strip()
+        text = content.decode("utf-8", "replace").strip()
         return [{"message": text[:200]}] if text and not text.startswith("<") else []
     if isinstance(body, dict):
         errors = body.get("errors")
