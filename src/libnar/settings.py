@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         default=5,
         ge=0,
     )
+    sama_deadline: float = _env(
+        "SAMA_DEADLINE",
+        "Seconds one SamaHub call may take in all, retries and the waits between them"
+        " included (an iterator: each page).",
+        default=300.0,
+        gt=0,
+    )
     sama_max_answer_bytes: int = _env(
         "SAMA_MAX_ANSWER_BYTES",
         "Largest SamaHub answer a call reads, in bytes (256 MiB); a larger one is refused"

@@ -39,9 +39,9 @@ from tenacity import AsyncRetrying, Retrying
 
 from libnar.events import DppResult, Task
 from libnar.sama._calls import AnswerReader, Call, Endpoints, Pager, Probe, read_answer
-from libnar.sama._errors import SamaConfigError, SamaError
+from libnar.sama._errors import NOT_SENT, SamaConfigError, SamaError, SamaTransportError
 from libnar.sama._models import Batch, Project
-from libnar.sama._retry import Attempts, retrying_options
+from libnar.sama._retry import Attempts, Deadline, retrying_options
 from libnar.settings import get_settings
 
 __all__ = ["AsyncSamaClient", "SamaClient"]
@@ -59,6 +59,7 @@ class _Config:
     dpp_key: SecretStr | None
     timeout: float
     max_retries: int
+    deadline: float
     max_answer_bytes: int
 
 
@@ -67,6 +68,7 @@ class _Config:
 _LIMITS: dict[str, tuple[str, float, bool]] = {
     "timeout": ("SAMA_TIMEOUT", 0, False),
     "max_retries": ("SAMA_MAX_RETRIES", 0, True),
+    "deadline": ("SAMA_DEADLINE", 0, False),
     "max_answer_bytes": ("SAMA_MAX_ANSWER_BYTES", 0, False),
 }
 
@@ -236,6 +238,11 @@ class _ClientBase:
         return self._config.max_retries
 
     @property
+    def deadline(self) -> float:
+        """The longest one call may take in all, retries and waits included, in seconds."""
+        return self._config.deadline
+
+    @property
     def max_answer_bytes(self) -> int:
         """The largest answer a call reads, in bytes; a larger one is refused."""
         return self._config.max_answer_bytes
@@ -251,6 +258,7 @@ class _ClientBase:
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = None,
         max_answer_bytes: int | None = None,
     ) -> Self:
         """Return a client with other limits for the calls made through it.
@@ -262,6 +270,7 @@ class _ClientBase:
         given = {
             "timeout": timeout,
             "max_retries": max_retries,
+            "deadline": deadline,
             "max_answer_bytes": max_answer_bytes,
         }
         _check_limits(given)
@@ -283,7 +292,31 @@ class _ClientBase:
     def _transport_options(self) -> dict[str, Any]:
         return {"proxy": _env_proxy(self._config.base_url), "verify": _ssl_context()}
 
-    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+    def _time_for_attempt(self, call: Call[Any], attempts: Attempts, deadline: Deadline) -> float:
+        """Return how long the attempt may wait for the network; raise when no time is left."""
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise attempts.out_of_time(call, deadline, under_way=False)
+        return min(self._config.timeout, remaining)
+
+    def _failed(
+        self,
+        call: Call[Any],
+        attempts: Attempts,
+        deadline: Deadline,
+        wait: float,
+        exc: httpx.TransportError,
+    ) -> SamaTransportError:
+        """Build the error of an attempt that got no answer: a timeout the deadline cut short
+        is the deadline's."""
+        if isinstance(exc, httpx.TimeoutException) and wait < self._config.timeout:
+            under_way = not isinstance(exc, NOT_SENT)
+            return attempts.out_of_time(call, deadline, under_way=under_way)
+        return attempts.failed(call, exc)
+
+    def _request(
+        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], wait: float
+    ) -> httpx.Request:
         base = self._config.dpp_url if call.dpp else self._config.base_url
         headers = {}
         if call.body is not None:
@@ -296,7 +329,7 @@ class _ClientBase:
             params=call.params,
             content=call.body,
             headers=headers,
-            timeout=httpx.Timeout(self._config.timeout),
+            timeout=httpx.Timeout(wait),
         )
 
 
@@ -306,8 +339,8 @@ class SamaClient(_ClientBase):
     Use it as a context manager (`with SamaClient() as sama: ...`) or call `close()`; one
     client keeps its connections open between calls. Values not passed are read from libnar's
     settings (`SAMA_API_KEY`, `SAMA_API_URL`, `SAMA_DPP_URL`, `SAMA_DPP_KEY`, `SAMA_TIMEOUT`,
-    `SAMA_MAX_RETRIES`, `SAMA_MAX_ANSWER_BYTES`) when the client is created; `with_options`
-    changes the limits for some calls. `sleep` is how retries wait (tests pass a
+    `SAMA_MAX_RETRIES`, `SAMA_DEADLINE`, `SAMA_MAX_ANSWER_BYTES`) when the client is created;
+    `with_options` changes the limits for some calls. `sleep` is how retries wait (tests pass a
     function that records the wait instead).
     """
 
@@ -320,6 +353,7 @@ class SamaClient(_ClientBase):
         dpp_key: str | SecretStr | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = None,
         max_answer_bytes: int | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -331,6 +365,7 @@ class SamaClient(_ClientBase):
             dpp_key,
             timeout=timeout,
             max_retries=max_retries,
+            deadline=deadline,
             max_answer_bytes=max_answer_bytes,
         )
         inner = transport or httpx.HTTPTransport(**self._transport_options())
@@ -352,32 +387,36 @@ class SamaClient(_ClientBase):
     # --- sending: the only part that differs from AsyncSamaClient ---
 
     def _send(self, call: Call[T]) -> T:
-        attempts = Attempts()
-        retrying = Retrying(**retrying_options(call, self.max_retries, self._sleep))
+        attempts, deadline = Attempts(), Deadline(self._config.deadline)
+        options = retrying_options(call, self.max_retries, self._sleep, deadline)
         try:
-            result: T = retrying(self._attempt, call, attempts)
+            result: T = Retrying(**options)(self._attempt, call, attempts, deadline)
             return result
         except SamaError as error:
             error.attempts = attempts.count
             raise
 
-    def _attempt(self, call: Call[T], attempts: Attempts) -> T:
+    def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
         if attempts.outcome_unknown and call.probe is not None:
             found = self._probe(call.probe)
             if found is not None:
                 return found
+        wait = self._time_for_attempt(call, attempts, deadline)
         try:
-            response = self._http.send(self._request(self._http, call), stream=True)
+            response = self._http.send(self._request(self._http, call, wait), stream=True)
             try:
                 reader = AnswerReader(call, response, self._config.max_answer_bytes)
                 for chunk in response.iter_bytes():
                     if not reader.add(chunk):
                         break
+                    # A blocking read cannot be interrupted: check between reads.
+                    if deadline.has_passed():
+                        raise attempts.out_of_time(call, deadline, under_way=True)
             finally:
                 response.close()
         except httpx.TransportError as exc:
-            raise attempts.failed(call, exc) from None
+            raise self._failed(call, attempts, deadline, wait, exc) from None
         return read_answer(call, response, reader.content())
 
     def _probe(self, probe: Probe[T]) -> T | None:
@@ -543,6 +582,7 @@ class AsyncSamaClient(_ClientBase):
         dpp_key: str | SecretStr | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = None,
         max_answer_bytes: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -554,6 +594,7 @@ class AsyncSamaClient(_ClientBase):
             dpp_key,
             timeout=timeout,
             max_retries=max_retries,
+            deadline=deadline,
             max_answer_bytes=max_answer_bytes,
         )
         inner = transport or httpx.AsyncHTTPTransport(**self._transport_options())
@@ -575,31 +616,35 @@ class AsyncSamaClient(_ClientBase):
     # --- sending: the only part that differs from SamaClient ---
 
     async def _send(self, call: Call[T]) -> T:
-        attempts = Attempts()
-        retrying = AsyncRetrying(**retrying_options(call, self.max_retries, self._sleep))
+        attempts, deadline = Attempts(), Deadline(self._config.deadline)
+        options = retrying_options(call, self.max_retries, self._sleep, deadline)
         try:
-            return await retrying(self._attempt, call, attempts)
+            return await AsyncRetrying(**options)(self._attempt, call, attempts, deadline)
         except SamaError as error:
             error.attempts = attempts.count
             raise
 
-    async def _attempt(self, call: Call[T], attempts: Attempts) -> T:
+    async def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
         if attempts.outcome_unknown and call.probe is not None:
             found = await self._probe(call.probe)
             if found is not None:
                 return found
+        wait = self._time_for_attempt(call, attempts, deadline)
         try:
-            response = await self._http.send(self._request(self._http, call), stream=True)
-            try:
-                reader = AnswerReader(call, response, self._config.max_answer_bytes)
-                async for chunk in response.aiter_bytes():
-                    if not reader.add(chunk):
-                        break
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(deadline.remaining()):
+                response = await self._http.send(self._request(self._http, call, wait), stream=True)
+                try:
+                    reader = AnswerReader(call, response, self._config.max_answer_bytes)
+                    async for chunk in response.aiter_bytes():
+                        if not reader.add(chunk):
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise attempts.out_of_time(call, deadline, under_way=True) from None
         except httpx.TransportError as exc:
-            raise attempts.failed(call, exc) from None
+            raise self._failed(call, attempts, deadline, wait, exc) from None
         return read_answer(call, response, reader.content())
 
     async def _probe(self, probe: Probe[T]) -> T | None:

@@ -20,6 +20,7 @@ __all__ = [
     "SamaAnswerTooLargeError",
     "SamaAuthError",
     "SamaConfigError",
+    "SamaDeadlineError",
     "SamaError",
     "SamaNotFoundError",
     "SamaRateLimitError",
@@ -152,6 +153,40 @@ class SamaTransportError(SamaError):
     outcome_unknown = False
     #: True when the request never left this machine (connection refused, connect timeout).
     never_sent = False
+
+
+class SamaDeadlineError(SamaTransportError):
+    """The call ran out of time (`SAMA_DEADLINE`): no usable answer came within its deadline.
+
+    The deadline covers every attempt and every wait between them. `outcome_unknown` says
+    whether the last attempt may have reached SamaHub (it was cut off while under way).
+    """
+
+    hint = (
+        "raise SAMA_DEADLINE (or deadline=..., or with_options(deadline=...) for one call), "
+        "or check SamaHub's status"
+    )
+
+
+def deadline_error(
+    method: str,
+    path: str,
+    seconds: float,
+    last: SamaError | None,
+    *,
+    outcome_unknown: bool,
+) -> SamaDeadlineError:
+    """Build the error for a call out of time; `last` is the failure that came before, if any."""
+    cause = f"; last: {last.summary}" if last is not None else ""
+    error = SamaDeadlineError(
+        f"no answer within SAMA_DEADLINE ({seconds:g} s){cause}",
+        method=method,
+        path=path,
+        status_code=last.status_code if last is not None else None,
+        errors=last.errors if last is not None else None,
+    )
+    error.outcome_unknown = outcome_unknown
+    return error
 
 
 # httpx errors where the request never left this machine: always safe to send again.
