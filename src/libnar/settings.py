@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         default=256 * 1024 * 1024,
         gt=0,
     )
+    sama_batch_lookup_seconds: float = _env(
+        "SAMA_BATCH_LOOKUP_SECONDS",
+        "Seconds `create_batch` keeps looking for a batch whose creation answer was lost"
+        " (SamaHub lists new batches late) before raising `SamaBatchOutcomeUnknownError`.",
+        default=60.0,
+        ge=0,
+    )
 
     # Gateway
     gateway_secrets: SecretList = _env(

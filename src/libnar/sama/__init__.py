@@ -9,6 +9,8 @@ from libnar.sama._client import AsyncSamaClient, SamaClient
 from libnar.sama._errors import (
     SamaAnswerTooLargeError,
     SamaAuthError,
+    SamaBatchIdInUseError,
+    SamaBatchOutcomeUnknownError,
     SamaConfigError,
     SamaDeadlineError,
     SamaError,
@@ -26,6 +28,8 @@ __all__ = [
     "Project",
     "SamaAnswerTooLargeError",
     "SamaAuthError",
+    "SamaBatchIdInUseError",
+    "SamaBatchOutcomeUnknownError",
     "SamaClient",
     "SamaConfigError",
     "SamaDeadlineError",

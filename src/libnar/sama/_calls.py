@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -49,19 +49,6 @@ class Call(Generic[T]):
     body: bytes | None = None
     dpp: bool = False
     idempotent: bool = True
-    probe: Probe[T] | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Probe(Generic[T]):
-    """How to learn whether a POST whose answer was lost did its work before sending it again.
-
-    `pager()` walks the tasks that would exist if it did; `found(task)` returns the answer to
-    use instead of re-sending, or None to keep looking.
-    """
-
-    pager: Callable[[], Pager]
-    found: Callable[[Task], T | None]
 
 
 _TASK_LIST: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
@@ -311,7 +298,6 @@ class Endpoints:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         idempotent: bool | None = None,
-        probe: Probe[T] | None = None,
     ) -> Call[T]:
         if not self._has_api_key:
             raise _missing("SAMA_API_KEY", "api_key")
@@ -322,7 +308,6 @@ class Endpoints:
             params=params or {},
             body=None if body is None else _json_body(body),
             idempotent=method != "POST" if idempotent is None else idempotent,
-            probe=probe,
         )
 
     def project(self, pid: str | int) -> Call[Project]:
@@ -370,62 +355,10 @@ class Endpoints:
         # No read-ahead: a page asked for but never read would be lost to this consumer.
         return Pager(lambda _page: call, limit, read_ahead=False)
 
-    def create_batches(
-        self,
-        pid: str | int,
-        tasks: Iterable[Mapping[str, Any]],
-        *,
-        client_batch_id: str | None,
-        priority: int | None,
-        submit: bool | None,
-        notification_email: str | None,
-        created: Sequence[str],
-    ) -> list[Call[str]]:
-        """Build one creation call per 1,000 tasks.
-
-        With a `client_batch_id`, each call can look its batch up when its answer is lost:
-        a batch with that `client_batch_id` that is not in `created` (the batches this
-        `create_batch` made before) is the one the lost answer was about.
-        """
-        specs: list[dict[str, Any]] = []
-        for data in tasks:
-            spec: dict[str, Any] = {"data": dict(data)}
-            if priority is not None:
-                spec["priority"] = priority
-            specs.append(spec)
-        if not specs:
-            raise ValueError("create_batch needs at least one task")
-        extra: dict[str, Any] = {
-            "client_batch_id": client_batch_id,
-            "submit": submit,
-            "notification_email": notification_email,
-        }
-        extra = {key: value for key, value in extra.items() if value is not None}
-        probe = (
-            None if client_batch_id is None else self._batch_probe(pid, client_batch_id, created)
-        )
+    def create_batch(self, pid: str | int, body: Mapping[str, Any]) -> Call[str]:
+        """One creation call (at most 1,000 tasks); `_batches.BatchPlan` splits and checks."""
         path = f"/projects/{_segment(pid)}/batches.json"
-        return [
-            self._api(
-                "POST",
-                path,
-                _batch_id,
-                body={"tasks": specs[start : start + MAX_BATCH_TASKS], **extra},
-                probe=probe,
-            )
-            for start in range(0, len(specs), MAX_BATCH_TASKS)
-        ]
-
-    def _batch_probe(
-        self, pid: str | int, client_batch_id: str, created: Sequence[str]
-    ) -> Probe[str]:
-        def found(task: Task) -> str | None:
-            if task.batch_id is not None and str(task.batch_id) not in created:
-                return str(task.batch_id)
-            return None
-
-        filters = {"client_batch_id": client_batch_id, "omit_answers": True}
-        return Probe(pager=lambda: self.tasks(pid, filters, 100), found=found)
+        return self._api("POST", path, _batch_id, body=body)
 
     def batch(self, pid: str | int, batch_id: str | int) -> Call[Batch]:
         # A batch holds at most 1,000 tasks, so one page of 1,000 is the whole batch.

@@ -38,7 +38,8 @@ from pydantic import SecretStr, ValidationError
 from tenacity import AsyncRetrying, Retrying
 
 from libnar.events import DppResult, Task
-from libnar.sama._calls import AnswerReader, Call, Endpoints, Pager, Probe, read_answer
+from libnar.sama._batches import BatchPlan, BatchSearch, Part, log_lost_batch, lookup_waits
+from libnar.sama._calls import AnswerReader, Call, Endpoints, Pager, read_answer
 from libnar.sama._errors import NOT_SENT, SamaConfigError, SamaError, SamaTransportError
 from libnar.sama._models import Batch, Project
 from libnar.sama._retry import Attempts, Deadline, retrying_options
@@ -61,6 +62,7 @@ class _Config:
     max_retries: int
     deadline: float
     max_answer_bytes: int
+    batch_lookup_seconds: float
 
 
 #: The limits a client takes as arguments (and `with_options` per call): each one's
@@ -70,6 +72,7 @@ _LIMITS: dict[str, tuple[str, float, bool]] = {
     "max_retries": ("SAMA_MAX_RETRIES", 0, True),
     "deadline": ("SAMA_DEADLINE", 0, False),
     "max_answer_bytes": ("SAMA_MAX_ANSWER_BYTES", 0, False),
+    "batch_lookup_seconds": ("SAMA_BATCH_LOOKUP_SECONDS", 0, True),
 }
 
 
@@ -260,6 +263,7 @@ class _ClientBase:
         max_retries: int | None = None,
         deadline: float | None = None,
         max_answer_bytes: int | None = None,
+        batch_lookup_seconds: float | None = None,
     ) -> Self:
         """Return a client with other limits for the calls made through it.
 
@@ -272,6 +276,7 @@ class _ClientBase:
             "max_retries": max_retries,
             "deadline": deadline,
             "max_answer_bytes": max_answer_bytes,
+            "batch_lookup_seconds": batch_lookup_seconds,
         }
         _check_limits(given)
         changes: dict[str, Any] = {
@@ -339,9 +344,9 @@ class SamaClient(_ClientBase):
     Use it as a context manager (`with SamaClient() as sama: ...`) or call `close()`; one
     client keeps its connections open between calls. Values not passed are read from libnar's
     settings (`SAMA_API_KEY`, `SAMA_API_URL`, `SAMA_DPP_URL`, `SAMA_DPP_KEY`, `SAMA_TIMEOUT`,
-    `SAMA_MAX_RETRIES`, `SAMA_DEADLINE`, `SAMA_MAX_ANSWER_BYTES`) when the client is created;
-    `with_options` changes the limits for some calls. `sleep` is how retries wait (tests pass a
-    function that records the wait instead).
+    `SAMA_MAX_RETRIES`, `SAMA_DEADLINE`, `SAMA_MAX_ANSWER_BYTES`, `SAMA_BATCH_LOOKUP_SECONDS`)
+    when the client is created; `with_options` changes the limits for some calls. `sleep` is
+    how retries and batch look-ups wait (tests pass a function that records the wait instead).
     """
 
     def __init__(
@@ -355,6 +360,7 @@ class SamaClient(_ClientBase):
         max_retries: int | None = None,
         deadline: float | None = None,
         max_answer_bytes: int | None = None,
+        batch_lookup_seconds: float | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -367,6 +373,7 @@ class SamaClient(_ClientBase):
             max_retries=max_retries,
             deadline=deadline,
             max_answer_bytes=max_answer_bytes,
+            batch_lookup_seconds=batch_lookup_seconds,
         )
         inner = transport or httpx.HTTPTransport(**self._transport_options())
         self._http = httpx.Client(
@@ -398,10 +405,6 @@ class SamaClient(_ClientBase):
 
     def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
-        if attempts.outcome_unknown and call.probe is not None:
-            found = self._probe(call.probe)
-            if found is not None:
-                return found
         wait = self._time_for_attempt(call, attempts, deadline)
         try:
             response = self._http.send(self._request(self._http, call, wait), stream=True)
@@ -419,12 +422,28 @@ class SamaClient(_ClientBase):
             raise self._failed(call, attempts, deadline, wait, exc) from None
         return read_answer(call, response, reader.content())
 
-    def _probe(self, probe: Probe[T]) -> T | None:
-        with closing(self._iterate(probe.pager())) as tasks:
-            for task in tasks:
-                if (found := probe.found(task)) is not None:
-                    return found
-        return None
+    def _find_lost_batch(
+        self, plan: BatchPlan, part: Part, created: list[str], lost: SamaError
+    ) -> str:
+        if plan.client_batch_id is None:
+            raise plan.outcome_unknown(part, created, lost) from lost
+        log_lost_batch(plan, part, lost)
+        search, budget = None, self._config.batch_lookup_seconds
+        for wait in lookup_waits(budget):
+            if wait:
+                self._sleep(wait)
+            search = BatchSearch(part, created)
+            try:
+                with closing(self._iterate(plan.lookup())) as tasks:
+                    for task in tasks:
+                        search.add(task)
+            except SamaError as error:
+                raise plan.outcome_unknown(
+                    part, created, lost, search=search, lookup_failed=error
+                ) from error
+            if (found := search.found()) is not None:
+                return found
+        raise plan.outcome_unknown(part, created, lost, search=search, seconds=budget) from lost
 
     def _iterate(self, pager: Pager) -> Generator[Task, None, None]:
         if not pager.read_ahead:
@@ -517,22 +536,32 @@ class SamaClient(_ClientBase):
     ) -> list[str]:
         """Create tasks from their `data` mappings; return the new batches' ids.
 
-        More than 1,000 tasks are split into batches of 1,000. With a `client_batch_id`, a
-        creation whose answer is lost is looked up before it is sent again, so it is safe to
-        retry; without one, such a failure is raised (the batch may exist).
+        More than 1,000 tasks are split into batches of 1,000. A creation is never sent twice:
+        when its answer is lost, the batch is looked up by `client_batch_id` (which must be
+        new: a used one is refused with `SamaBatchIdInUseError`, before anything is sent),
+        and `SamaBatchOutcomeUnknownError` is raised when it is not found in time or there is
+        no `client_batch_id`. See the docs' "Creating tasks safely".
         """
-        created: list[str] = []
-        calls = self._endpoints.create_batches(
+        plan = BatchPlan(
+            self._endpoints,
             pid,
             tasks,
             client_batch_id=client_batch_id,
             priority=priority,
             submit=submit,
             notification_email=notification_email,
-            created=created,
         )
-        for call in calls:
-            created.append(self._send(call))
+        if plan.in_use is not None:
+            plan.check_not_in_use(self._send(plan.in_use.first_call()))
+        created: list[str] = []
+        for part in plan.parts:
+            try:
+                batch_id = self._send(part.call)
+            except SamaError as error:
+                if not plan.answer_lost(error):
+                    raise
+                batch_id = self._find_lost_batch(plan, part, created, error)
+            created.append(batch_id)
         return created
 
     def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:
@@ -584,6 +613,7 @@ class AsyncSamaClient(_ClientBase):
         max_retries: int | None = None,
         deadline: float | None = None,
         max_answer_bytes: int | None = None,
+        batch_lookup_seconds: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -596,6 +626,7 @@ class AsyncSamaClient(_ClientBase):
             max_retries=max_retries,
             deadline=deadline,
             max_answer_bytes=max_answer_bytes,
+            batch_lookup_seconds=batch_lookup_seconds,
         )
         inner = transport or httpx.AsyncHTTPTransport(**self._transport_options())
         self._http = httpx.AsyncClient(
@@ -626,10 +657,6 @@ class AsyncSamaClient(_ClientBase):
 
     async def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
-        if attempts.outcome_unknown and call.probe is not None:
-            found = await self._probe(call.probe)
-            if found is not None:
-                return found
         wait = self._time_for_attempt(call, attempts, deadline)
         try:
             async with asyncio.timeout(deadline.remaining()):
@@ -647,12 +674,28 @@ class AsyncSamaClient(_ClientBase):
             raise self._failed(call, attempts, deadline, wait, exc) from None
         return read_answer(call, response, reader.content())
 
-    async def _probe(self, probe: Probe[T]) -> T | None:
-        async with aclosing(self._iterate(probe.pager())) as tasks:
-            async for task in tasks:
-                if (found := probe.found(task)) is not None:
-                    return found
-        return None
+    async def _find_lost_batch(
+        self, plan: BatchPlan, part: Part, created: list[str], lost: SamaError
+    ) -> str:
+        if plan.client_batch_id is None:
+            raise plan.outcome_unknown(part, created, lost) from lost
+        log_lost_batch(plan, part, lost)
+        search, budget = None, self._config.batch_lookup_seconds
+        for wait in lookup_waits(budget):
+            if wait:
+                await self._sleep(wait)
+            search = BatchSearch(part, created)
+            try:
+                async with aclosing(self._iterate(plan.lookup())) as tasks:
+                    async for task in tasks:
+                        search.add(task)
+            except SamaError as error:
+                raise plan.outcome_unknown(
+                    part, created, lost, search=search, lookup_failed=error
+                ) from error
+            if (found := search.found()) is not None:
+                return found
+        raise plan.outcome_unknown(part, created, lost, search=search, seconds=budget) from lost
 
     async def _iterate(self, pager: Pager) -> AsyncGenerator[Task, None]:
         if not pager.read_ahead:
@@ -776,18 +819,26 @@ class AsyncSamaClient(_ClientBase):
         notification_email: str | None = None,
     ) -> list[str]:
         """Create tasks from their `data` mappings; return the new batches' ids."""
-        created: list[str] = []
-        calls = self._endpoints.create_batches(
+        plan = BatchPlan(
+            self._endpoints,
             pid,
             tasks,
             client_batch_id=client_batch_id,
             priority=priority,
             submit=submit,
             notification_email=notification_email,
-            created=created,
         )
-        for call in calls:
-            created.append(await self._send(call))
+        if plan.in_use is not None:
+            plan.check_not_in_use(await self._send(plan.in_use.first_call()))
+        created: list[str] = []
+        for part in plan.parts:
+            try:
+                batch_id = await self._send(part.call)
+            except SamaError as error:
+                if not plan.answer_lost(error):
+                    raise
+                batch_id = await self._find_lost_batch(plan, part, created, error)
+            created.append(batch_id)
         return created
 
     async def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:

@@ -19,6 +19,8 @@ from libnar.settings import SettingsError
 __all__ = [
     "SamaAnswerTooLargeError",
     "SamaAuthError",
+    "SamaBatchIdInUseError",
+    "SamaBatchOutcomeUnknownError",
     "SamaConfigError",
     "SamaDeadlineError",
     "SamaError",
@@ -187,6 +189,34 @@ def deadline_error(
     )
     error.outcome_unknown = outcome_unknown
     return error
+
+
+class SamaBatchOutcomeUnknownError(SamaTransportError):
+    """`create_batch` cannot tell whether SamaHub created (part of) the tasks.
+
+    The answer to a creation was lost, and looking the batch up by its `client_batch_id` did
+    not find it in time (or there was no `client_batch_id` to look it up by). The creation was
+    not sent again, so no task was created twice; check before creating them again.
+
+    Attributes:
+        client_batch_id: the id to check the batch by (None when the call had none).
+        created: the batches created for the tasks before the ones in doubt.
+        in_doubt: `(start, stop)`: the positions of the tasks in doubt in the call's `tasks`.
+    """
+
+    client_batch_id: str | None = None
+    created: tuple[str, ...] = ()
+    in_doubt: tuple[int, int] = (0, 0)
+
+
+class SamaBatchIdInUseError(SamaError):
+    """`create_batch` was given a `client_batch_id` that tasks on SamaHub carry already.
+
+    Nothing was sent. `client_batch_id` is the id; `batch_id` the batch that uses it.
+    """
+
+    client_batch_id: str | None = None
+    batch_id: str | None = None
 
 
 # httpx errors where the request never left this machine: always safe to send again.

@@ -6,8 +6,8 @@ The rules (see `docs/` and `reference/samahub.md`):
 - 502, 503, 504: idempotent calls (GET, PUT, DELETE and POSTs that are safe to repeat).
   A POST that is not safe to repeat only on 503, which says the work was not done.
 - No answer: always when the request never left (connection refused, connect or pool
-  timeout); when it may have arrived (read timeout, dropped connection), only idempotent calls,
-  or a POST that can first look up whether its work was done (`Call.probe`).
+  timeout); when it may have arrived (read timeout, dropped connection), only idempotent calls.
+  (`create_batch` then looks the batch up instead: see `_batches`.)
 - Never past the call's deadline (`SAMA_DEADLINE`): a wait that would end after it is not
   started, and the call raises `SamaDeadlineError` instead.
 """
@@ -71,7 +71,7 @@ def should_retry(call: Call[Any], error: BaseException) -> bool:
     if isinstance(error, SamaTransportError):
         if error.never_sent:
             return True
-        return error.outcome_unknown and (call.idempotent or call.probe is not None)
+        return error.outcome_unknown and call.idempotent
     return False
 
 
@@ -89,22 +89,23 @@ class Attempts:
     """What the attempts of one call have learnt so far."""
 
     count: int = 0
-    #: The last attempt may have reached SamaHub: look before sending a POST again.
+    #: An attempt may have reached SamaHub without its answer reaching us.
     outcome_unknown: bool = False
 
     def failed(self, call: Call[Any], exc: httpx.TransportError) -> SamaTransportError:
         """Turn a transport error into a `SamaTransportError` and remember what it implies."""
         error = error_for_transport(call.method, call.path, exc)
-        self.outcome_unknown = error.outcome_unknown
+        self.outcome_unknown = self.outcome_unknown or error.outcome_unknown
+        error.outcome_unknown = self.outcome_unknown
         return error
 
     def out_of_time(
         self, call: Call[Any], deadline: Deadline, *, under_way: bool
     ) -> SamaDeadlineError:
         """Build the error for an attempt the deadline stopped (`under_way`: once sent)."""
-        self.outcome_unknown = under_way
+        self.outcome_unknown = self.outcome_unknown or under_way
         return deadline_error(
-            call.method, call.path, deadline.seconds, None, outcome_unknown=under_way
+            call.method, call.path, deadline.seconds, None, outcome_unknown=self.outcome_unknown
         )
 
 
