@@ -13,6 +13,9 @@ it held before the call, divided by the answer's size:
       reads every chunk, then joins them into one `bytes`, then the task is parsed)
   (b) SamaClient.get_task: the answer streamed into one buffer, then parsed
   (c) SamaClient.get_task with max_answer_bytes at a tenth of the answer: refused
+  (d) the same, for an answer that does not announce its length (chunked): read up to the
+      limit, then refused (the answer comes from a file through httpx.MockTransport, as the
+      fake always announces its answers' length)
 
 Run: python benchmarks/bench_sama_memory.py [SIZE_MB]
 Against another checkout's client: PYTHONPATH=/path/to/checkout/src python ... (case (c)
@@ -25,9 +28,12 @@ import base64
 import multiprocessing
 import random
 import resource
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 TASK_IDS = {"shapes": "5f1e2d3c4b5a69788796a5b4", "mask": "5f1e2d3c4b5a69788796a5b5"}
@@ -68,9 +74,17 @@ def big_task(shape: str, size: int) -> dict[str, Any]:
     }
 
 
-def serve(size: int, ready: Any, stop: Event) -> None:
-    """Run the fake SamaHub with both tasks in this (child) process until `stop` is set."""
+def serve(size: int, folder: str, ready: Any, stop: Event) -> None:
+    """Run the fake SamaHub with both tasks in this (child) process until `stop` is set.
+
+    Also writes each big answer to `folder`, for case (d) to read without a network.
+    """
+    import os
+
     import httpx
+
+    # A client that stops reading makes the server's write fail: that is expected here.
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
 
     from libnar.testing import FakeSamaHub, serve_fake_samahub
 
@@ -89,10 +103,11 @@ def serve(size: int, ready: Any, stop: Event) -> None:
 
     fake.handle = cached  # type: ignore[method-assign]
     with serve_fake_samahub(fake) as served:
-        sizes = {
-            shape: len(cached(_task_request(served.api_url, served.api_key, tid)).content)
-            for shape, tid in TASK_IDS.items()
-        }
+        sizes = {}
+        for shape, tid in TASK_IDS.items():
+            body = cached(_task_request(served.api_url, served.api_key, tid)).content
+            Path(folder, tid).write_bytes(body)
+            sizes[shape] = len(body)
         ready.put((served.api_url, served.api_key, sizes))
         stop.wait()
 
@@ -135,10 +150,43 @@ def capped(api_url: str, key: str, tid: str, limit: int) -> str:
             return type(error).__name__
 
 
-def measure(work_name: str, api_url: str, key: str, tid: str, limit: int, out: Any) -> None:
+def capped_chunked(api_url: str, key: str, tid: str, limit: int) -> str:
+    import httpx
+
+    from libnar.sama import SamaClient, SamaError
+
+    body = _BODIES.get(tid, b'{"task": {"id": "x", "project_id": 10}}')
+
+    def chunks() -> Any:
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=chunks()))
+    try:
+        sama = SamaClient(
+            key, base_url=api_url, max_retries=0, max_answer_bytes=limit, transport=transport
+        )
+    except TypeError:
+        return "skipped: this client has no max_answer_bytes"
+    with sama:
+        try:
+            return sama.get_task(10, tid).id
+        except SamaError as error:
+            return type(error).__name__
+
+
+#: Answers `capped_chunked` serves from memory, fetched before the measured call.
+_BODIES: dict[str, bytes] = {}
+
+
+def measure(
+    work_name: str, api_url: str, key: str, tid: str, limit: int, folder: str, out: Any
+) -> None:
     """Run one case in this fresh process; report (result, peak KiB over what it held before)."""
     work: Callable[[str, str, str, int], str] = globals()[work_name]
     work(api_url, key, WARM_UP_ID, limit)  # imports, SSL context, first-call caches
+    if work_name == "capped_chunked":
+        _BODIES[tid] = Path(folder, tid).read_bytes()  # held before: not measured
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = work(api_url, key, tid, limit)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -149,13 +197,17 @@ CASES = [
     ("(a) whole body, then parse (before)", "whole_then_parse"),
     ("(b) SamaClient, streamed", "streamed"),
     ("(c) SamaClient, max_answer_bytes = size/10", "capped"),
+    ("(d) the same, answer without a length", "capped_chunked"),
 ]
 
 
 def main(size_mb: int) -> None:
     spawn = multiprocessing.get_context("spawn")
     ready, stop = spawn.Queue(), spawn.Event()
-    server = spawn.Process(target=serve, args=(size_mb * 1_000_000, ready, stop), daemon=True)
+    folder = tempfile.mkdtemp(prefix="bench-sama-memory-")
+    server = spawn.Process(
+        target=serve, args=(size_mb * 1_000_000, folder, ready, stop), daemon=True
+    )
     server.start()
     try:
         api_url, key, sizes = ready.get(timeout=600)
@@ -165,7 +217,7 @@ def main(size_mb: int) -> None:
             size = sizes[shape]
             for label, work_name in CASES:
                 out = spawn.Queue()
-                args = (work_name, api_url, key, tid, size // 10, out)
+                args = (work_name, api_url, key, tid, size // 10, folder, out)
                 child = spawn.Process(target=measure, args=args)
                 child.start()
                 result, peak_kib = out.get(timeout=600)
@@ -178,6 +230,7 @@ def main(size_mb: int) -> None:
     finally:
         stop.set()
         server.join(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
