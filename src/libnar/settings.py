@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "SettingsError", "get_settings", "redact_url", "settings_table"]
@@ -29,6 +30,17 @@ def _split_commas(value: Any) -> Any:
 SecretList = Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_commas)]
 
 
+def _blank_is_unset(value: Any) -> Any:
+    """Take an empty or blank value as unset: `SAMA_API_KEY=` must not send an empty key."""
+    if isinstance(value, str) and not value.strip():
+        raise PydanticUseDefault()
+    return value
+
+
+#: A SamaHub key or URL, for which an empty value makes no sense.
+Unblank = BeforeValidator(_blank_is_unset)
+
+
 def _env(name: str, description: str, **kwargs: Any) -> Any:
     """A field read from exactly one environment variable, documented by `description`."""
     return Field(
@@ -44,19 +56,19 @@ class Settings(BaseSettings):
     )
 
     # SamaHub API client
-    sama_api_key: SecretStr | None = _env(
+    sama_api_key: Annotated[SecretStr | None, Unblank] = _env(
         "SAMA_API_KEY", "SamaHub API key, sent as the `access_key` query parameter.", default=None
     )
-    sama_api_url: str = _env(
+    sama_api_url: Annotated[str, Unblank] = _env(
         "SAMA_API_URL", "Base URL of SamaHub's public API.", default="https://api.sama.com/v2"
     )
-    sama_dpp_url: str | None = _env(
+    sama_dpp_url: Annotated[str | None, Unblank] = _env(
         "SAMA_DPP_URL",
         "Base URL for returning DPP results (`PUT {url}/api/v1/projects/{pid}/tasks/{tid}/"
         "post_processed`); not the public API's URL.",
         default=None,
     )
-    sama_dpp_key: SecretStr | None = _env(
+    sama_dpp_key: Annotated[SecretStr | None, Unblank] = _env(
         "SAMA_DPP_KEY", "Bearer key for returning DPP results to SamaHub.", default=None
     )
     sama_timeout: float = _env(
@@ -66,6 +78,27 @@ class Settings(BaseSettings):
         "SAMA_MAX_RETRIES",
         "Retries of a failed SamaHub call that is safe to retry (0 turns retrying off).",
         default=5,
+        ge=0,
+    )
+    sama_deadline: float = _env(
+        "SAMA_DEADLINE",
+        "Seconds one SamaHub call may take in all, retries and the waits between them"
+        " included (an iterator: each page).",
+        default=300.0,
+        gt=0,
+    )
+    sama_max_answer_bytes: int = _env(
+        "SAMA_MAX_ANSWER_BYTES",
+        "Largest SamaHub answer a call reads, in bytes (256 MiB); a larger one is refused"
+        " without reading the rest.",
+        default=256 * 1024 * 1024,
+        gt=0,
+    )
+    sama_batch_lookup_seconds: float = _env(
+        "SAMA_BATCH_LOOKUP_SECONDS",
+        "Seconds `create_batch` keeps looking for a batch whose creation answer was lost"
+        " (SamaHub lists new batches late) before raising `SamaBatchOutcomeUnknownError`.",
+        default=60.0,
         ge=0,
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from libnar import DppResult, Task, TaskState
 from libnar.sama import (
@@ -383,40 +384,42 @@ async def test_get_tasks_needs_a_positive_concurrency(concurrency: int) -> None:
 # --- settings -----------------------------------------------------------------------------------
 
 
+DPP_RESULT = DppResult(round=1, data={}, answers={})
+# setting -> (a method that needs it, its arguments, the error when it is missing)
+MISSING = [
+    pytest.param(
+        "SAMA_API_KEY",
+        "get_task",
+        (10, "t"),
+        "SAMA_API_KEY is not set: pass api_key=... or set SAMA_API_KEY",
+        id="api-key",
+    ),
+    pytest.param(
+        "SAMA_API_KEY",
+        "iter_tasks",
+        (10,),
+        "SAMA_API_KEY is not set: pass api_key=... or set SAMA_API_KEY",
+        id="api-key-on-iter",
+    ),
+    pytest.param(
+        "SAMA_DPP_URL",
+        "submit_dpp_result",
+        (10, "t", DPP_RESULT),
+        "SAMA_DPP_URL is not set: pass dpp_url=... or set SAMA_DPP_URL",
+        id="dpp-url",
+    ),
+    pytest.param(
+        "SAMA_DPP_KEY",
+        "submit_dpp_result",
+        (10, "t", DPP_RESULT),
+        "SAMA_DPP_KEY is not set: pass dpp_key=... or set SAMA_DPP_KEY",
+        id="dpp-key",
+    ),
+]
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
-@pytest.mark.parametrize(
-    ("unset", "method", "args", "message"),
-    [
-        pytest.param(
-            "SAMA_API_KEY",
-            "get_task",
-            (10, "t"),
-            "SAMA_API_KEY is not set: pass api_key=... or set SAMA_API_KEY",
-            id="api-key",
-        ),
-        pytest.param(
-            "SAMA_API_KEY",
-            "iter_tasks",
-            (10,),
-            "SAMA_API_KEY is not set: pass api_key=... or set SAMA_API_KEY",
-            id="api-key-on-iter",
-        ),
-        pytest.param(
-            "SAMA_DPP_URL",
-            "submit_dpp_result",
-            (10, "t", DppResult(round=1, data={}, answers={})),
-            "SAMA_DPP_URL is not set: pass dpp_url=... or set SAMA_DPP_URL",
-            id="dpp-url",
-        ),
-        pytest.param(
-            "SAMA_DPP_KEY",
-            "submit_dpp_result",
-            (10, "t", DppResult(round=1, data={}, answers={})),
-            "SAMA_DPP_KEY is not set: pass dpp_key=... or set SAMA_DPP_KEY",
-            id="dpp-key",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("unset", "method", "args", "message"), MISSING)
 async def test_a_call_missing_a_setting_names_it_before_any_request(
     fake_samahub: FakeSamaHub,
     monkeypatch: pytest.MonkeyPatch,
@@ -436,6 +439,86 @@ async def test_a_call_missing_a_setting_names_it_before_any_request(
     assert str(raised.value) == message
     assert fake_samahub.calls() == []
     await close(sama)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("value", ["", "  ", "\t\n"], ids=["empty", "spaces", "whitespace"])
+@pytest.mark.parametrize(("unset", "method", "args", "message"), MISSING)
+async def test_an_empty_setting_counts_as_missing(
+    served_samahub: FakeSamaHub,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    waits: Waits,
+    kind: str,
+    value: str,
+    unset: str,
+    method: str,
+    args: tuple[Any, ...],
+    message: str,
+) -> None:
+    monkeypatch.setenv(unset, value)
+    monkeypatch.chdir(tmp_path)
+    sama = make_client(kind, waits)
+    with pytest.raises(SamaConfigError) as raised:
+        await run(getattr(sama, method)(*args))
+    assert str(raised.value) == message
+    assert served_samahub.calls() == []
+    await close(sama)
+
+
+BLANK_ARGUMENTS = [
+    pytest.param("api_key", "", id="api-key-empty"),
+    pytest.param("api_key", SecretStr(" "), id="api-key-blank-secret"),
+    pytest.param("dpp_url", " ", id="dpp-url-blank"),
+    pytest.param("dpp_key", "", id="dpp-key-empty"),
+    pytest.param("dpp_key", SecretStr(""), id="dpp-key-empty-secret"),
+]
+
+
+def _use(sama: SamaClient, argument: str) -> None:
+    if argument == "api_key":
+        sama.get_project(10)
+    else:
+        sama.submit_dpp_result(10, "000000000000000000000000", DPP_RESULT)
+
+
+@pytest.mark.parametrize(("argument", "value"), BLANK_ARGUMENTS)
+def test_an_empty_argument_counts_as_not_given(
+    served_samahub: FakeSamaHub,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    argument: str,
+    value: Any,
+) -> None:
+    served_samahub.add_task(make_task(id="000000000000000000000000"))
+    monkeypatch.chdir(tmp_path)
+    with SamaClient(**{argument: value}) as sama:
+        _use(sama, argument)  # the setting is used
+    setting = f"SAMA_{argument.upper()}"
+    monkeypatch.delenv(setting)
+    with SamaClient(**{argument: value}) as sama, pytest.raises(SamaConfigError) as raised:
+        _use(sama, argument)
+    assert str(raised.value) == f"{setting} is not set: pass {argument}=... or set {setting}"
+    assert len(served_samahub.calls()) == 1
+
+
+def test_an_empty_sama_api_url_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAMA_API_URL", " ")
+    with SamaClient("key") as sama:
+        assert sama.base_url == "https://api.sama.com/v2"
+
+
+def test_an_empty_key_in_a_dotenv_file_counts_as_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SAMA_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("SAMA_API_KEY=\nSAMA_API_URL=https://sama.test/v2\n")
+    with SamaClient() as sama, pytest.raises(SamaConfigError, match="SAMA_API_KEY is not set"):
+        sama.get_project(10)
 
 
 def test_settings_are_read_when_the_client_is_created(

@@ -205,7 +205,7 @@ def test_error_bodies_are_read_in_every_shape_samahub_uses(
     ("body", "problem"),
     [
         pytest.param(b"[1, 2]", "expected a JSON object, got list", id="not-an-object"),
-        pytest.param(b"{not json", "Expecting property name", id="not-json"),
+        pytest.param(b"{not json", "key must be a string at line 1 column 2", id="not-json"),
     ],
 )
 def test_an_unexpected_answer_is_an_error_not_data(body: bytes, problem: str) -> None:
@@ -281,6 +281,43 @@ async def test_keys_never_appear_in_logs_errors_reprs_or_tracebacks(
     assert "SamaNotFoundError" in text
     assert fake_samahub.api_key not in text
     assert fake_samahub.dpp_key not in text
+    assert "access_key" not in text
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_keys_never_appear_in_limit_and_batch_errors(
+    served_samahub: FakeSamaHub, waits: Waits, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    served_samahub.add_project(10, notes="n" * 5_000)
+    sama = make_client(kind, waits, deadline=10, batch_lookup_seconds=1)
+    raised: list[SamaError] = []
+
+    async def expect(call: Any) -> None:
+        with pytest.raises(SamaError) as error:
+            await run(call())
+        raised.append(error.value)
+
+    await expect(lambda: sama.with_options(max_answer_bytes=100).get_project(10))
+    served_samahub.rate_limit(retry_after=30)
+    await expect(lambda: sama.get_project(10))
+    served_samahub.drop_connection(route="create_batch", processed=True)
+    served_samahub.lag_listing(listings=2)  # the two look-ups (at 0 and 1 s) do not see it
+    await expect(lambda: sama.create_batch(10, [{"n": "1"}], client_batch_id="cb"))
+    await expect(lambda: sama.create_batch(10, [{"n": "1"}], client_batch_id="cb"))
+    await close(sama)
+
+    assert [type(error).__name__ for error in raised] == [
+        "SamaAnswerTooLargeError",
+        "SamaDeadlineError",
+        "SamaBatchOutcomeUnknownError",
+        "SamaBatchIdInUseError",
+    ]
+    seen = [repr(error) for error in raised]
+    seen += [line for error in raised for line in traceback.format_exception(error)]
+    seen += [record.getMessage() for record in caplog.records]
+    text = "\n".join(seen)
+    assert served_samahub.api_key not in text
     assert "access_key" not in text
 
 

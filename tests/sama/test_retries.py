@@ -13,6 +13,8 @@ import pytest
 
 from libnar import DppResult, Task
 from libnar.sama import (
+    SamaBatchIdInUseError,
+    SamaBatchOutcomeUnknownError,
     SamaClient,
     SamaError,
     SamaRateLimitError,
@@ -224,56 +226,198 @@ def test_each_retry_logs_a_warning_without_the_query_string(
     assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "libnar.sama")
 
 
-# --- create_batch: safe retries with a client_batch_id ----------------------------------------
+# --- create_batch: never twice, never another batch ------------------------------------------
+
+
+def _lose_answer(fake: FakeSamaHub, fault: str, *, processed: bool, after: int = 0) -> None:
+    """Lose the answer to a batch creation, once it was done (`processed`) or before."""
+    if fault == "read timeout":
+        fake.time_out(route="create_batch", processed=processed, after=after)
+    else:
+        fake.drop_connection(route="create_batch", processed=processed, after=after)
+
+
+def _batches_of(fake: FakeSamaHub) -> dict[str, int]:
+    """How many tasks each batch of project 10 holds."""
+    counts: dict[str, int] = {}
+    for task in fake.tasks["10"].values():
+        counts[str(task.batch_id)] = counts.get(str(task.batch_id), 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("fault", ["dropped connection", "read timeout"])
+async def test_create_batch_finds_a_batch_whose_answer_was_lost_once_it_is_listed(
+    served_client: Client, served_samahub: FakeSamaHub, waits: Waits, fault: str
+) -> None:
+    served_samahub.add_project(10)
+    served_samahub.lag_listing(listings=3)  # the look-ups at 0, 1 and 3 s do not see it yet
+    _lose_answer(served_samahub, fault, processed=True)
+    ids = await run(served_client.create_batch(10, [{"n": "1"}, {"n": 2}], client_batch_id="cb-7"))
+    assert _batches_of(served_samahub) == {ids[0]: 2}  # created once
+    assert len(served_samahub.calls("create_batch")) == 1  # never sent again
+    assert waits == [1, 2, 4]
+    in_use, *lookups = served_samahub.calls("tasks")
+    assert in_use.params == {
+        "client_batch_id": "cb-7",
+        "omit_answers": "true",
+        "page": "1",
+        "page_size": "1",
+    }
+    assert len(lookups) == 4
+    assert lookups[0].params["page_size"] == "1000"
 
 
 @pytest.mark.parametrize(
-    ("processed", "posts"),
+    "processed",
+    [pytest.param(True, id="created"), pytest.param(False, id="not-created")],
+)
+async def test_create_batch_raises_outcome_unknown_naming_the_id_when_the_batch_is_not_listed(
+    served_samahub: FakeSamaHub, waits: Waits, processed: bool
+) -> None:
+    served_samahub.add_project(10)
+    served_samahub.lag_listing(listings=1000)
+    _lose_answer(served_samahub, "dropped connection", processed=processed)
+    sama = make_client("sync", waits, batch_lookup_seconds=10)
+    with pytest.raises(SamaBatchOutcomeUnknownError) as raised:
+        sama.create_batch(10, [{"n": "1"}, {"n": "2"}], client_batch_id="cb-7")
+    await close(sama)
+    assert str(raised.value) == (
+        "POST /projects/10/batches.json: SamaHub may or may not have created tasks 0-1: the "
+        "answer was lost (no answer (RemoteProtocolError: Server disconnected without sending a "
+        "response.)), and no batch with client_batch_id 'cb-7' holding these tasks was listed "
+        "within 10 s (SAMA_BATCH_LOOKUP_SECONDS); check with iter_tasks(10, "
+        "client_batch_id='cb-7') before creating these tasks again"
+    )
+    error = raised.value
+    assert (error.client_batch_id, error.created, error.in_doubt) == ("cb-7", (), (0, 2))
+    assert isinstance(error, SamaTransportError)
+    assert error.outcome_unknown
+    assert isinstance(error.__cause__, SamaTransportError)
+    assert waits == [1, 2, 4, 3]  # 10 s of look-ups in all
+    assert len(served_samahub.calls("create_batch")) == 1  # never sent blindly
+    assert len(served_samahub.tasks["10"]) == (2 if processed else 0)
+
+
+async def test_create_batch_never_takes_an_earlier_batch_with_the_same_id_for_its_own(
+    served_client: Client, served_samahub: FakeSamaHub, waits: Waits
+) -> None:
+    served_samahub.add_project(10)
+    # An earlier creation with the same id, not listed yet when the next call checks the id.
+    served_samahub.lag_listing(listings=1)
+    [earlier] = await run(served_client.create_batch(10, [{"n": "1"}], client_batch_id="cb-7"))
+    served_samahub.lag_listing(listings=0)
+    _lose_answer(served_samahub, "dropped connection", processed=False)
+    with pytest.raises(SamaBatchOutcomeUnknownError) as raised:
+        await run(served_client.create_batch(10, [{"n": "2"}], client_batch_id="cb-7"))
+    assert f"batch {earlier} has the same client_batch_id and other tasks" in str(raised.value)
+    assert _batches_of(served_samahub) == {earlier: 1}
+
+
+async def test_create_batch_refuses_a_client_batch_id_in_use_before_sending_anything(
+    served_client: Client, served_samahub: FakeSamaHub
+) -> None:
+    served_samahub.add_project(10)
+    [earlier] = await run(served_client.create_batch(10, [{"n": "1"}], client_batch_id="cb-7"))
+    with pytest.raises(SamaBatchIdInUseError) as raised:
+        await run(served_client.create_batch(10, [{"n": "2"}], client_batch_id="cb-7"))
+    assert str(raised.value) == (
+        f"POST /projects/10/batches.json: client_batch_id 'cb-7' is already used by batch "
+        f"{earlier}; nothing was sent; a client_batch_id must be new for each create_batch "
+        "call, so that a creation whose answer is lost can be found by it: choose a new one "
+        f"(e.g. with the date); if batch {earlier} is this creation done before, it is there "
+        f"already (get_batch(10, '{earlier}'))"
+    )
+    assert (raised.value.client_batch_id, raised.value.batch_id) == ("cb-7", earlier)
+    assert len(served_samahub.calls("create_batch")) == 1
+    assert _batches_of(served_samahub) == {earlier: 1}
+
+
+async def test_create_batch_looks_up_after_a_5xx_that_may_have_done_the_work(
+    served_client: Client, served_samahub: FakeSamaHub, waits: Waits
+) -> None:
+    served_samahub.add_project(10)
+    served_samahub.fail(502, route="create_batch")
+    with pytest.raises(SamaBatchOutcomeUnknownError) as raised:
+        await run(
+            served_client.with_options(batch_lookup_seconds=0).create_batch(
+                10, [{"n": "1"}], client_batch_id="cb-7"
+            )
+        )
+    assert "the answer was lost (502 bad gateway)" in str(raised.value)
+    assert isinstance(raised.value.__cause__, SamaServerError)
+    assert len(served_samahub.calls("tasks")) == 2  # the in-use check, then one look-up
+    assert len(served_samahub.calls("create_batch")) == 1
+
+
+async def test_create_batch_tells_split_batches_apart_when_an_answer_is_lost(
+    served_client: Client, served_samahub: FakeSamaHub
+) -> None:
+    served_samahub.add_project(10)
+    _lose_answer(served_samahub, "dropped connection", processed=True, after=1)
+    ids = await run(
+        served_client.create_batch(10, [{"n": str(n)} for n in range(1001)], client_batch_id="big")
+    )
+    assert _batches_of(served_samahub) == {ids[0]: 1000, ids[1]: 1}
+    assert len(served_samahub.calls("create_batch")) == 2
+
+
+async def test_create_batch_says_what_was_created_when_a_later_part_is_in_doubt(
+    served_client: Client, served_samahub: FakeSamaHub
+) -> None:
+    served_samahub.add_project(10)
+    _lose_answer(served_samahub, "dropped connection", processed=False, after=1)
+    sama = served_client.with_options(batch_lookup_seconds=0)
+    tasks = [{"n": str(n)} for n in range(2500)]
+    with pytest.raises(SamaBatchOutcomeUnknownError) as raised:
+        await run(sama.create_batch(10, tasks, client_batch_id="big"))
+    [first] = _batches_of(served_samahub)
+    assert (raised.value.created, raised.value.in_doubt) == ((first,), (1000, 2000))
+    assert str(raised.value).startswith(
+        "POST /projects/10/batches.json: SamaHub may or may not have created tasks 1000-1999:"
+    )
+    assert f"; batch {first} was created for tasks 0-999; tasks 2000-2499 were not sent;" in str(
+        raised.value
+    )
+
+
+async def test_create_batch_without_client_batch_id_raises_outcome_unknown_when_the_answer_is_lost(
+    served_client: Client, served_samahub: FakeSamaHub
+) -> None:
+    served_samahub.add_project(10)
+    _lose_answer(served_samahub, "dropped connection", processed=True)
+    with pytest.raises(SamaBatchOutcomeUnknownError) as raised:
+        await run(served_client.create_batch(10, [{"n": "1"}]))
+    assert raised.value.outcome_unknown
+    assert raised.value.client_batch_id is None
+    assert str(raised.value).endswith(
+        "without a client_batch_id libnar cannot look the batch up: check the project's newest "
+        "batches before creating these tasks again, and pass client_batch_id=... to make "
+        "create_batch safe"
+    )
+    assert len(served_samahub.tasks["10"]) == 1
+    assert served_samahub.calls("tasks") == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "listed", "same"),
     [
-        pytest.param(True, 1, id="created-then-answer-lost-is-found"),
-        pytest.param(False, 2, id="not-created-is-sent-again"),
+        pytest.param({"n": 1, "ok": True}, {"ok": "true", "n": "1"}, True, id="numbers-as-text"),
+        pytest.param({"url": "a.jpg"}, {"url": "a.jpg", "extra": "x"}, False, id="more-data"),
+        pytest.param({"n": [1, {"m": 2.5}]}, {"n": ["1", {"m": "2.5"}]}, True, id="nested"),
+        pytest.param({"n": "1"}, {"n": "2"}, False, id="other-value"),
     ],
 )
-@pytest.mark.parametrize("fault", ["dropped connection", "read timeout"])
-async def test_create_batch_with_client_batch_id_looks_up_before_retrying(
-    client: Client, fake_samahub: FakeSamaHub, processed: bool, posts: int, fault: str
+def test_task_fingerprints_compare_data_as_samahub_sends_it_back(
+    sent: dict[str, Any], listed: dict[str, Any], same: bool
 ) -> None:
-    fake_samahub.add_project(10)
-    if fault == "read timeout":
-        fake_samahub.time_out(route="create_batch", processed=processed)
-    else:
-        fake_samahub.drop_connection(route="create_batch", processed=processed)
-    ids = await run(client.create_batch(10, [{"n": "1"}, {"n": "2"}], client_batch_id="cb-7"))
-    batches = {str(t.batch_id) for t in fake_samahub.tasks["10"].values()}
-    assert batches == set(ids)
-    assert len(ids) == 1
-    assert len(fake_samahub.tasks["10"]) == 2  # no duplicate tasks
-    assert len(fake_samahub.calls("create_batch")) == posts
-    lookup = fake_samahub.calls("tasks")[0].params
-    assert (lookup["client_batch_id"], lookup["omit_answers"]) == ("cb-7", "true")
+    from libnar.sama._batches import task_fingerprint
+
+    assert (task_fingerprint(sent) == task_fingerprint(listed)) is same
 
 
-async def test_create_batch_lookup_tells_split_batches_apart(
-    client: Client, fake_samahub: FakeSamaHub
-) -> None:
-    fake_samahub.add_project(10)
-    fake_samahub.drop_connection(route="create_batch", after=1, processed=True)
-    ids = await run(
-        client.create_batch(10, [{"n": str(n)} for n in range(1001)], client_batch_id="big")
-    )
-    assert len(ids) == 2 == len(set(ids))
-    assert len(fake_samahub.tasks["10"]) == 1001
-    assert len(fake_samahub.calls("create_batch")) == 2
+def test_lookup_waits_back_off_and_add_up_to_the_budget() -> None:
+    from libnar.sama._batches import lookup_waits
 
-
-async def test_create_batch_without_client_batch_id_raises_when_the_answer_is_lost(
-    client: Client, fake_samahub: FakeSamaHub
-) -> None:
-    fake_samahub.add_project(10)
-    fake_samahub.drop_connection(route="create_batch", processed=True)
-    with pytest.raises(SamaTransportError) as raised:
-        await run(client.create_batch(10, [{"n": "1"}]))
-    assert raised.value.outcome_unknown
-    assert "SamaHub may have received the request" in str(raised.value)
-    assert len(fake_samahub.tasks["10"]) == 1
-    assert fake_samahub.calls("tasks") == []
+    assert list(lookup_waits(0)) == [0]
+    assert list(lookup_waits(60)) == [0, 1, 2, 4, 8, 15, 15, 15]
+    assert sum(lookup_waits(100.5)) == 100.5

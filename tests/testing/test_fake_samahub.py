@@ -222,6 +222,36 @@ def test_clear_faults_removes_every_pending_fault(fake_samahub: FakeSamaHub) -> 
     assert api(fake_samahub, "GET", "/projects/10/stats.json").status_code == 200
 
 
+def test_lag_listing_lists_a_new_batch_only_after_some_listings() -> None:
+    from libnar.testing import serve_fake_samahub
+
+    with serve_fake_samahub() as fake:
+        fake.add_project(10)
+        old = api(fake, "POST", "/projects/10/batches.json", json={"tasks": [{"data": {}}]})
+        fake.lag_listing(listings=2)
+        body = {"tasks": [{"data": {"n": "1"}}], "client_batch_id": "cb"}
+        new = api(fake, "POST", "/projects/10/batches.json", json=body)
+        listed = [
+            {
+                task["batch_id"]
+                for task in api(fake, "GET", "/projects/10/tasks.json").json()["tasks"]
+            }
+            for _ in range(3)
+        ]
+        fake.clear_faults()
+        late = api(fake, "POST", "/projects/10/batches.json", json=body)
+        now = api(fake, "GET", "/projects/10/tasks.json").json()["tasks"]
+    old_id, new_id = old.json()["batch_id"], new.json()["batch_id"]
+    assert new.status_code == 200
+    assert listed == [{old_id}, {old_id}, {old_id, new_id}]
+    assert late.json()["batch_id"] in {task["batch_id"] for task in now}
+
+
+def test_lag_listing_needs_a_count_of_0_or_more(fake_samahub: FakeSamaHub) -> None:
+    with pytest.raises(ValueError, match="listings must be 0 or more, got -1"):
+        fake_samahub.lag_listing(-1)
+
+
 def test_rate_limit_sends_retry_after(fake_samahub: FakeSamaHub) -> None:
     fake_samahub.add_project(10)
     fake_samahub.rate_limit(retry_after=30)

@@ -7,8 +7,12 @@ libnar's payload models only: never Prefect.
 
 from libnar.sama._client import AsyncSamaClient, SamaClient
 from libnar.sama._errors import (
+    SamaAnswerTooLargeError,
     SamaAuthError,
+    SamaBatchIdInUseError,
+    SamaBatchOutcomeUnknownError,
     SamaConfigError,
+    SamaDeadlineError,
     SamaError,
     SamaNotFoundError,
     SamaRateLimitError,
@@ -22,9 +26,13 @@ __all__ = [
     "AsyncSamaClient",
     "Batch",
     "Project",
+    "SamaAnswerTooLargeError",
     "SamaAuthError",
+    "SamaBatchIdInUseError",
+    "SamaBatchOutcomeUnknownError",
     "SamaClient",
     "SamaConfigError",
+    "SamaDeadlineError",
     "SamaError",
     "SamaNotFoundError",
     "SamaRateLimitError",

@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -19,7 +18,12 @@ import pydantic_core
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from libnar.events import DppResult, Task
-from libnar.sama._errors import SamaConfigError, SamaError, error_for_response
+from libnar.sama._errors import (
+    SamaConfigError,
+    SamaError,
+    answer_too_large,
+    error_for_response,
+)
 from libnar.sama._models import Batch, BatchCreated, Project, TaskAnswer
 
 T = TypeVar("T")
@@ -45,19 +49,6 @@ class Call(Generic[T]):
     body: bytes | None = None
     dpp: bool = False
     idempotent: bool = True
-    probe: Probe[T] | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Probe(Generic[T]):
-    """How to learn whether a POST whose answer was lost did its work before sending it again.
-
-    `pager()` walks the tasks that would exist if it did; `found(task)` returns the answer to
-    use instead of re-sending, or None to keep looking.
-    """
-
-    pager: Callable[[], Pager]
-    found: Callable[[Task], T | None]
 
 
 _TASK_LIST: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
@@ -154,7 +145,8 @@ def _json_body(value: Any) -> bytes:
 
 
 def _object(content: bytes) -> dict[str, Any]:
-    value = json.loads(content) if content.strip() else {}
+    # pydantic_core reads bytes directly; json.loads would first copy them into a str.
+    value = pydantic_core.from_json(content) if content.strip() else {}
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -190,12 +182,71 @@ def _batch_id(content: bytes) -> str:
     return BatchCreated.model_validate_json(content).batch_id
 
 
-def read_answer(call: Call[T], response: httpx.Response) -> T:
+#: How much of an error answer is read: SamaHub's messages are short, and only 200
+#: characters of a text answer are quoted.
+ERROR_BODY_BYTES = 64 * 1024
+
+
+class AnswerReader:
+    """Collect an answer's body chunk by chunk, and stop before it grows past a limit.
+
+    A 2xx answer over `limit` bytes raises `SamaAnswerTooLargeError`: at once when its
+    `Content-Length` says so, else as soon as the bytes read pass the limit. Of an error
+    answer only the first `ERROR_BODY_BYTES` are kept (`add` then returns False).
+
+    Usage: `reader = AnswerReader(call, response, limit)`, then `reader.add(chunk)` for each
+    decoded chunk while it returns True, then `read_answer(call, response, reader.content())`.
+    """
+
+    def __init__(self, call: Call[Any], response: httpx.Response, limit: int) -> None:
+        self._call = call
+        self._status = response.status_code
+        self._is_answer = response.is_success
+        self._limit = limit if self._is_answer else ERROR_BODY_BYTES
+        # One growing buffer, each chunk let go at once: a list of chunks joined at the end
+        # leaves their freed memory resident while the answer is parsed (3x the answer).
+        self._buffer = bytearray()
+        announced = _content_length(response)
+        if self._is_answer and announced is not None and announced > limit:
+            raise answer_too_large(call.method, call.path, self._status, limit, announced)
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep a chunk; say whether to read on. Raise when a 2xx answer passes the limit."""
+        room = self._limit - len(self._buffer)
+        if len(chunk) > room:
+            if self._is_answer:
+                method, path = self._call.method, self._call.path
+                raise answer_too_large(method, path, self._status, self._limit)
+            self._buffer += chunk[:room]
+            return False
+        self._buffer += chunk
+        return True
+
+    def content(self) -> bytes:
+        """Return the bytes read, and let the buffer go.
+
+        Parsers take `bytes` (they would copy a bytearray), so the buffer is copied once and
+        freed before parsing: the answer is held twice only during the copy.
+        """
+        content = bytes(self._buffer)
+        self._buffer = bytearray()
+        return content
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The decoded size the answer announces, when it announces one (no content coding)."""
+    if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        return None  # the length counts compressed bytes
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def read_answer(call: Call[T], response: httpx.Response, content: bytes) -> T:
     """Parse a 2xx answer with `call.parse`; raise the matching `SamaError` for anything else."""
     if not response.is_success:
-        raise error_for_response(call.method, call.path, response, dpp=call.dpp)
+        raise error_for_response(call.method, call.path, response, content, dpp=call.dpp)
     try:
-        return call.parse(response.content)
+        return call.parse(content)
     except ValueError as exc:  # includes pydantic's ValidationError
         raise unexpected_answer(call, exc) from None
 
@@ -250,7 +301,6 @@ class Endpoints:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         idempotent: bool | None = None,
-        probe: Probe[T] | None = None,
     ) -> Call[T]:
         if not self._has_api_key:
             raise _missing("SAMA_API_KEY", "api_key")
@@ -261,7 +311,6 @@ class Endpoints:
             params=params or {},
             body=None if body is None else _json_body(body),
             idempotent=method != "POST" if idempotent is None else idempotent,
-            probe=probe,
         )
 
     def project(self, pid: str | int) -> Call[Project]:
@@ -309,62 +358,10 @@ class Endpoints:
         # No read-ahead: a page asked for but never read would be lost to this consumer.
         return Pager(lambda _page: call, limit, read_ahead=False)
 
-    def create_batches(
-        self,
-        pid: str | int,
-        tasks: Iterable[Mapping[str, Any]],
-        *,
-        client_batch_id: str | None,
-        priority: int | None,
-        submit: bool | None,
-        notification_email: str | None,
-        created: Sequence[str],
-    ) -> list[Call[str]]:
-        """Build one creation call per 1,000 tasks.
-
-        With a `client_batch_id`, each call can look its batch up when its answer is lost:
-        a batch with that `client_batch_id` that is not in `created` (the batches this
-        `create_batch` made before) is the one the lost answer was about.
-        """
-        specs: list[dict[str, Any]] = []
-        for data in tasks:
-            spec: dict[str, Any] = {"data": dict(data)}
-            if priority is not None:
-                spec["priority"] = priority
-            specs.append(spec)
-        if not specs:
-            raise ValueError("create_batch needs at least one task")
-        extra: dict[str, Any] = {
-            "client_batch_id": client_batch_id,
-            "submit": submit,
-            "notification_email": notification_email,
-        }
-        extra = {key: value for key, value in extra.items() if value is not None}
-        probe = (
-            None if client_batch_id is None else self._batch_probe(pid, client_batch_id, created)
-        )
+    def create_batch(self, pid: str | int, body: Mapping[str, Any]) -> Call[str]:
+        """One creation call (at most 1,000 tasks); `_batches.BatchPlan` splits and checks."""
         path = f"/projects/{_segment(pid)}/batches.json"
-        return [
-            self._api(
-                "POST",
-                path,
-                _batch_id,
-                body={"tasks": specs[start : start + MAX_BATCH_TASKS], **extra},
-                probe=probe,
-            )
-            for start in range(0, len(specs), MAX_BATCH_TASKS)
-        ]
-
-    def _batch_probe(
-        self, pid: str | int, client_batch_id: str, created: Sequence[str]
-    ) -> Probe[str]:
-        def found(task: Task) -> str | None:
-            if task.batch_id is not None and str(task.batch_id) not in created:
-                return str(task.batch_id)
-            return None
-
-        filters = {"client_batch_id": client_batch_id, "omit_answers": True}
-        return Probe(pager=lambda: self.tasks(pid, filters, 100), found=found)
+        return self._api("POST", path, _batch_id, body=body)
 
     def batch(self, pid: str | int, batch_id: str | int) -> Call[Batch]:
         # A batch holds at most 1,000 tasks, so one page of 1,000 is the whole batch.

@@ -11,6 +11,8 @@ httpx's client, so the URL httpx logs and puts on requests, responses and errors
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import functools
 import ssl
 import time
@@ -36,10 +38,11 @@ from pydantic import SecretStr, ValidationError
 from tenacity import AsyncRetrying, Retrying
 
 from libnar.events import DppResult, Task
-from libnar.sama._calls import Call, Endpoints, Pager, Probe, read_answer
-from libnar.sama._errors import SamaConfigError, SamaError
+from libnar.sama._batches import BatchPlan, BatchSearch, Part, log_lost_batch, lookup_waits
+from libnar.sama._calls import AnswerReader, Call, Endpoints, Pager, read_answer
+from libnar.sama._errors import NOT_SENT, SamaConfigError, SamaError, SamaTransportError
 from libnar.sama._models import Batch, Project
-from libnar.sama._retry import Attempts, retrying_options
+from libnar.sama._retry import Attempts, Deadline, retrying_options
 from libnar.settings import get_settings
 
 __all__ = ["AsyncSamaClient", "SamaClient"]
@@ -57,12 +60,42 @@ class _Config:
     dpp_key: SecretStr | None
     timeout: float
     max_retries: int
+    deadline: float
+    max_answer_bytes: int
+    batch_lookup_seconds: float
+
+
+#: The limits a client takes as arguments (and `with_options` per call): each one's
+#: setting, and its lowest value (allowed or not).
+_LIMITS: dict[str, tuple[str, float, bool]] = {
+    "timeout": ("SAMA_TIMEOUT", 0, False),
+    "max_retries": ("SAMA_MAX_RETRIES", 0, True),
+    "deadline": ("SAMA_DEADLINE", 0, False),
+    "max_answer_bytes": ("SAMA_MAX_ANSWER_BYTES", 0, False),
+    "batch_lookup_seconds": ("SAMA_BATCH_LOOKUP_SECONDS", 0, True),
+}
+
+
+def _given(value: str | SecretStr | None) -> str | None:
+    """Return an argument's text, or None when it is missing, empty or blank."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return text if text and text.strip() else None
 
 
 def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    return SecretStr(value) if value else None
+    text = _given(value)
+    return None if text is None else SecretStr(text)
+
+
+def _check_limits(limits: Mapping[str, float | None]) -> None:
+    """Refuse a limit argument below its lowest value, naming the argument."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        _, low, allowed = _LIMITS[name]
+        if value < low or (value == low and not allowed):
+            bound = f"{low:g} or more" if allowed else f"more than {low:g}"
+            raise SamaConfigError(f"{name} must be {bound}, got {value}")
 
 
 def _resolve(
@@ -70,36 +103,37 @@ def _resolve(
     base_url: str | None,
     dpp_url: str | None,
     dpp_key: str | SecretStr | None,
-    timeout: float | None,
-    max_retries: int | None,
+    **limits: float | None,
 ) -> _Config:
-    """Take each value from the arguments, else from libnar's settings (read now)."""
-    settings = None
-    if None in (api_key, base_url, dpp_url, dpp_key, timeout, max_retries):
+    """Take each value from the arguments, else from libnar's settings (read now).
+
+    An empty or blank argument counts as not given, as an empty setting counts as unset.
+    """
+    _check_limits(limits)
+    keys = {"api_key": _secret(api_key), "dpp_key": _secret(dpp_key)}
+    urls = {"base_url": _given(base_url), "dpp_url": _given(dpp_url)}
+    filled: dict[str, Any] = dict(limits)
+    if None in (*keys.values(), *urls.values(), *limits.values()):
         try:
             settings = get_settings()
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
             raise SamaConfigError(f"{name} is invalid: {first['msg']}") from None
-    if settings is not None:
-        api_key = api_key if api_key is not None else settings.sama_api_key
-        base_url = base_url or settings.sama_api_url
-        dpp_url = dpp_url or settings.sama_dpp_url
-        dpp_key = dpp_key if dpp_key is not None else settings.sama_dpp_key
-        timeout = timeout if timeout is not None else settings.sama_timeout
-        max_retries = max_retries if max_retries is not None else settings.sama_max_retries
-    if base_url is None or timeout is None or max_retries is None:  # only without settings
-        raise SamaConfigError("base_url, timeout and max_retries need values")
-    if max_retries < 0:
-        raise SamaConfigError(f"max_retries must be 0 or more, got {max_retries}")
+        keys["api_key"] = keys["api_key"] or settings.sama_api_key
+        keys["dpp_key"] = keys["dpp_key"] or settings.sama_dpp_key
+        urls["base_url"] = urls["base_url"] or settings.sama_api_url
+        urls["dpp_url"] = urls["dpp_url"] or settings.sama_dpp_url
+        for name, value in limits.items():
+            if value is None:
+                filled[name] = getattr(settings, f"sama_{name}")
+    base, dpp = urls["base_url"] or "", urls["dpp_url"]
     return _Config(
-        base_url=base_url.rstrip("/"),
-        dpp_url=dpp_url.rstrip("/") if dpp_url else None,
-        api_key=_secret(api_key),
-        dpp_key=_secret(dpp_key),
-        timeout=timeout,
-        max_retries=max_retries,
+        base_url=base.rstrip("/"),
+        dpp_url=dpp.rstrip("/") if dpp else None,
+        api_key=keys["api_key"],
+        dpp_key=keys["dpp_key"],
+        **filled,
     )
 
 
@@ -173,7 +207,7 @@ class _AsyncSigningTransport(httpx.AsyncBaseTransport):
 
 
 class _ClientBase:
-    """What both clients share: configuration, request building, `repr`."""
+    """What both clients share: configuration, request building, `repr`, `with_options`."""
 
     def __init__(
         self,
@@ -181,10 +215,9 @@ class _ClientBase:
         base_url: str | None,
         dpp_url: str | None,
         dpp_key: str | SecretStr | None,
-        timeout: float | None,
-        max_retries: int | None,
+        **limits: float | None,
     ) -> None:
-        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, **limits)
         self._endpoints = Endpoints(
             has_api_key=self._config.api_key is not None,
             dpp_url=self._config.dpp_url,
@@ -207,11 +240,51 @@ class _ClientBase:
         """How many times a failed call that is safe to retry is sent again."""
         return self._config.max_retries
 
+    @property
+    def deadline(self) -> float:
+        """The longest one call may take in all, retries and waits included, in seconds."""
+        return self._config.deadline
+
+    @property
+    def max_answer_bytes(self) -> int:
+        """The largest answer a call reads, in bytes; a larger one is refused."""
+        return self._config.max_answer_bytes
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(base_url={self.base_url!r}, dpp_url={self.dpp_url!r}, "
             f"timeout={self._config.timeout}, max_retries={self.max_retries})"
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        deadline: float | None = None,
+        max_answer_bytes: int | None = None,
+        batch_lookup_seconds: float | None = None,
+    ) -> Self:
+        """Return a client with other limits for the calls made through it.
+
+        It shares this client's connections (close this one when done, not the copy):
+        `sama.with_options(max_answer_bytes=2**30).get_task(pid, tid)`. Arguments left out
+        keep this client's values.
+        """
+        given = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "deadline": deadline,
+            "max_answer_bytes": max_answer_bytes,
+            "batch_lookup_seconds": batch_lookup_seconds,
+        }
+        _check_limits(given)
+        changes: dict[str, Any] = {
+            name: value for name, value in given.items() if value is not None
+        }
+        other = copy.copy(self)
+        other._config = dataclasses.replace(self._config, **changes)
+        return other
 
     def _client_options(self) -> dict[str, Any]:
         return {
@@ -224,7 +297,31 @@ class _ClientBase:
     def _transport_options(self) -> dict[str, Any]:
         return {"proxy": _env_proxy(self._config.base_url), "verify": _ssl_context()}
 
-    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+    def _time_for_attempt(self, call: Call[Any], attempts: Attempts, deadline: Deadline) -> float:
+        """Return how long the attempt may wait for the network; raise when no time is left."""
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise attempts.out_of_time(call, deadline, under_way=False)
+        return min(self._config.timeout, remaining)
+
+    def _failed(
+        self,
+        call: Call[Any],
+        attempts: Attempts,
+        deadline: Deadline,
+        wait: float,
+        exc: httpx.TransportError,
+    ) -> SamaTransportError:
+        """Build the error of an attempt that got no answer: a timeout the deadline cut short
+        is the deadline's."""
+        if isinstance(exc, httpx.TimeoutException) and wait < self._config.timeout:
+            under_way = not isinstance(exc, NOT_SENT)
+            return attempts.out_of_time(call, deadline, under_way=under_way)
+        return attempts.failed(call, exc)
+
+    def _request(
+        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], wait: float
+    ) -> httpx.Request:
         base = self._config.dpp_url if call.dpp else self._config.base_url
         headers = {}
         if call.body is not None:
@@ -237,6 +334,7 @@ class _ClientBase:
             params=call.params,
             content=call.body,
             headers=headers,
+            timeout=httpx.Timeout(wait),
         )
 
 
@@ -246,8 +344,9 @@ class SamaClient(_ClientBase):
     Use it as a context manager (`with SamaClient() as sama: ...`) or call `close()`; one
     client keeps its connections open between calls. Values not passed are read from libnar's
     settings (`SAMA_API_KEY`, `SAMA_API_URL`, `SAMA_DPP_URL`, `SAMA_DPP_KEY`, `SAMA_TIMEOUT`,
-    `SAMA_MAX_RETRIES`) when the client is created. `sleep` is how retries wait (tests pass a
-    function that records the wait instead).
+    `SAMA_MAX_RETRIES`, `SAMA_DEADLINE`, `SAMA_MAX_ANSWER_BYTES`, `SAMA_BATCH_LOOKUP_SECONDS`)
+    when the client is created; `with_options` changes the limits for some calls. `sleep` is
+    how retries and batch look-ups wait (tests pass a function that records the wait instead).
     """
 
     def __init__(
@@ -259,10 +358,23 @@ class SamaClient(_ClientBase):
         dpp_key: str | SecretStr | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = None,
+        max_answer_bytes: int | None = None,
+        batch_lookup_seconds: float | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        super().__init__(
+            api_key,
+            base_url,
+            dpp_url,
+            dpp_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            max_answer_bytes=max_answer_bytes,
+            batch_lookup_seconds=batch_lookup_seconds,
+        )
         inner = transport or httpx.HTTPTransport(**self._transport_options())
         self._http = httpx.Client(
             transport=_SigningTransport(inner, self._access_key), **self._client_options()
@@ -282,33 +394,56 @@ class SamaClient(_ClientBase):
     # --- sending: the only part that differs from AsyncSamaClient ---
 
     def _send(self, call: Call[T]) -> T:
-        attempts = Attempts()
-        retrying = Retrying(**retrying_options(call, self.max_retries, self._sleep))
+        attempts, deadline = Attempts(), Deadline(self._config.deadline)
+        options = retrying_options(call, self.max_retries, self._sleep, deadline)
         try:
-            result: T = retrying(self._attempt, call, attempts)
+            result: T = Retrying(**options)(self._attempt, call, attempts, deadline)
             return result
         except SamaError as error:
             error.attempts = attempts.count
             raise
 
-    def _attempt(self, call: Call[T], attempts: Attempts) -> T:
+    def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
-        if attempts.outcome_unknown and call.probe is not None:
-            found = self._probe(call.probe)
-            if found is not None:
-                return found
+        wait = self._time_for_attempt(call, attempts, deadline)
         try:
-            response = self._http.send(self._request(self._http, call))
+            response = self._http.send(self._request(self._http, call, wait), stream=True)
+            try:
+                reader = AnswerReader(call, response, self._config.max_answer_bytes)
+                for chunk in response.iter_bytes():
+                    if not reader.add(chunk):
+                        break
+                    # A blocking read cannot be interrupted: check between reads.
+                    if deadline.has_passed():
+                        raise attempts.out_of_time(call, deadline, under_way=True)
+            finally:
+                response.close()
         except httpx.TransportError as exc:
-            raise attempts.failed(call, exc) from None
-        return read_answer(call, response)
+            raise self._failed(call, attempts, deadline, wait, exc) from None
+        return read_answer(call, response, reader.content())
 
-    def _probe(self, probe: Probe[T]) -> T | None:
-        with closing(self._iterate(probe.pager())) as tasks:
-            for task in tasks:
-                if (found := probe.found(task)) is not None:
-                    return found
-        return None
+    def _find_lost_batch(
+        self, plan: BatchPlan, part: Part, created: list[str], lost: SamaError
+    ) -> str:
+        if plan.client_batch_id is None:
+            raise plan.outcome_unknown(part, created, lost) from lost
+        log_lost_batch(plan, part, lost)
+        search, budget = None, self._config.batch_lookup_seconds
+        for wait in lookup_waits(budget):
+            if wait:
+                self._sleep(wait)
+            search = BatchSearch(part, created)
+            try:
+                with closing(self._iterate(plan.lookup())) as tasks:
+                    for task in tasks:
+                        search.add(task)
+            except SamaError as error:
+                raise plan.outcome_unknown(
+                    part, created, lost, search=search, lookup_failed=error
+                ) from error
+            if (found := search.found()) is not None:
+                return found
+        raise plan.outcome_unknown(part, created, lost, search=search, seconds=budget) from lost
 
     def _iterate(self, pager: Pager) -> Generator[Task, None, None]:
         if not pager.read_ahead:
@@ -401,22 +536,32 @@ class SamaClient(_ClientBase):
     ) -> list[str]:
         """Create tasks from their `data` mappings; return the new batches' ids.
 
-        More than 1,000 tasks are split into batches of 1,000. With a `client_batch_id`, a
-        creation whose answer is lost is looked up before it is sent again, so it is safe to
-        retry; without one, such a failure is raised (the batch may exist).
+        More than 1,000 tasks are split into batches of 1,000. A creation is never sent twice:
+        when its answer is lost, the batch is looked up by `client_batch_id` (which must be
+        new: a used one is refused with `SamaBatchIdInUseError`, before anything is sent),
+        and `SamaBatchOutcomeUnknownError` is raised when it is not found in time or there is
+        no `client_batch_id`. See the docs' "Creating tasks safely".
         """
-        created: list[str] = []
-        calls = self._endpoints.create_batches(
+        plan = BatchPlan(
+            self._endpoints,
             pid,
             tasks,
             client_batch_id=client_batch_id,
             priority=priority,
             submit=submit,
             notification_email=notification_email,
-            created=created,
         )
-        for call in calls:
-            created.append(self._send(call))
+        if plan.in_use is not None:
+            plan.check_not_in_use(self._send(plan.in_use.first_call()))
+        created: list[str] = []
+        for part in plan.parts:
+            try:
+                batch_id = self._send(part.call)
+            except SamaError as error:
+                if not plan.answer_lost(error):
+                    raise
+                batch_id = self._find_lost_batch(plan, part, created, error)
+            created.append(batch_id)
         return created
 
     def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:
@@ -466,10 +611,23 @@ class AsyncSamaClient(_ClientBase):
         dpp_key: str | SecretStr | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = None,
+        max_answer_bytes: int | None = None,
+        batch_lookup_seconds: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        super().__init__(api_key, base_url, dpp_url, dpp_key, timeout, max_retries)
+        super().__init__(
+            api_key,
+            base_url,
+            dpp_url,
+            dpp_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            max_answer_bytes=max_answer_bytes,
+            batch_lookup_seconds=batch_lookup_seconds,
+        )
         inner = transport or httpx.AsyncHTTPTransport(**self._transport_options())
         self._http = httpx.AsyncClient(
             transport=_AsyncSigningTransport(inner, self._access_key), **self._client_options()
@@ -489,32 +647,55 @@ class AsyncSamaClient(_ClientBase):
     # --- sending: the only part that differs from SamaClient ---
 
     async def _send(self, call: Call[T]) -> T:
-        attempts = Attempts()
-        retrying = AsyncRetrying(**retrying_options(call, self.max_retries, self._sleep))
+        attempts, deadline = Attempts(), Deadline(self._config.deadline)
+        options = retrying_options(call, self.max_retries, self._sleep, deadline)
         try:
-            return await retrying(self._attempt, call, attempts)
+            return await AsyncRetrying(**options)(self._attempt, call, attempts, deadline)
         except SamaError as error:
             error.attempts = attempts.count
             raise
 
-    async def _attempt(self, call: Call[T], attempts: Attempts) -> T:
+    async def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
-        if attempts.outcome_unknown and call.probe is not None:
-            found = await self._probe(call.probe)
-            if found is not None:
-                return found
+        wait = self._time_for_attempt(call, attempts, deadline)
         try:
-            response = await self._http.send(self._request(self._http, call))
+            async with asyncio.timeout(deadline.remaining()):
+                response = await self._http.send(self._request(self._http, call, wait), stream=True)
+                try:
+                    reader = AnswerReader(call, response, self._config.max_answer_bytes)
+                    async for chunk in response.aiter_bytes():
+                        if not reader.add(chunk):
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise attempts.out_of_time(call, deadline, under_way=True) from None
         except httpx.TransportError as exc:
-            raise attempts.failed(call, exc) from None
-        return read_answer(call, response)
+            raise self._failed(call, attempts, deadline, wait, exc) from None
+        return read_answer(call, response, reader.content())
 
-    async def _probe(self, probe: Probe[T]) -> T | None:
-        async with aclosing(self._iterate(probe.pager())) as tasks:
-            async for task in tasks:
-                if (found := probe.found(task)) is not None:
-                    return found
-        return None
+    async def _find_lost_batch(
+        self, plan: BatchPlan, part: Part, created: list[str], lost: SamaError
+    ) -> str:
+        if plan.client_batch_id is None:
+            raise plan.outcome_unknown(part, created, lost) from lost
+        log_lost_batch(plan, part, lost)
+        search, budget = None, self._config.batch_lookup_seconds
+        for wait in lookup_waits(budget):
+            if wait:
+                await self._sleep(wait)
+            search = BatchSearch(part, created)
+            try:
+                async with aclosing(self._iterate(plan.lookup())) as tasks:
+                    async for task in tasks:
+                        search.add(task)
+            except SamaError as error:
+                raise plan.outcome_unknown(
+                    part, created, lost, search=search, lookup_failed=error
+                ) from error
+            if (found := search.found()) is not None:
+                return found
+        raise plan.outcome_unknown(part, created, lost, search=search, seconds=budget) from lost
 
     async def _iterate(self, pager: Pager) -> AsyncGenerator[Task, None]:
         if not pager.read_ahead:
@@ -638,18 +819,26 @@ class AsyncSamaClient(_ClientBase):
         notification_email: str | None = None,
     ) -> list[str]:
         """Create tasks from their `data` mappings; return the new batches' ids."""
-        created: list[str] = []
-        calls = self._endpoints.create_batches(
+        plan = BatchPlan(
+            self._endpoints,
             pid,
             tasks,
             client_batch_id=client_batch_id,
             priority=priority,
             submit=submit,
             notification_email=notification_email,
-            created=created,
         )
-        for call in calls:
-            created.append(await self._send(call))
+        if plan.in_use is not None:
+            plan.check_not_in_use(await self._send(plan.in_use.first_call()))
+        created: list[str] = []
+        for part in plan.parts:
+            try:
+                batch_id = await self._send(part.call)
+            except SamaError as error:
+                if not plan.answer_lost(error):
+                    raise
+                batch_id = await self._find_lost_batch(plan, part, created, error)
+            created.append(batch_id)
         return created
 
     async def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:

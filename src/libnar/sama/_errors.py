@@ -17,8 +17,12 @@ import httpx
 from libnar.settings import SettingsError
 
 __all__ = [
+    "SamaAnswerTooLargeError",
     "SamaAuthError",
+    "SamaBatchIdInUseError",
+    "SamaBatchOutcomeUnknownError",
     "SamaConfigError",
+    "SamaDeadlineError",
     "SamaError",
     "SamaNotFoundError",
     "SamaRateLimitError",
@@ -127,6 +131,21 @@ class SamaServerError(SamaError):
     hint = "SamaHub had a problem; try again later"
 
 
+class SamaAnswerTooLargeError(SamaError):
+    """SamaHub's answer is larger than the client accepts (`SAMA_MAX_ANSWER_BYTES`).
+
+    Reading stops at the limit, so a huge answer never fills the memory. `limit` holds the
+    limit in bytes. The call did reach SamaHub: a write (a batch creation) was done.
+    """
+
+    hint = (
+        "ask for less at a time (e.g. a smaller page_size), or raise SAMA_MAX_ANSWER_BYTES "
+        "(or max_answer_bytes=...)"
+    )
+
+    limit: int = 0
+
+
 class SamaTransportError(SamaError):
     """No answer came from SamaHub: connection refused, timeout or a dropped connection."""
 
@@ -136,6 +155,68 @@ class SamaTransportError(SamaError):
     outcome_unknown = False
     #: True when the request never left this machine (connection refused, connect timeout).
     never_sent = False
+
+
+class SamaDeadlineError(SamaTransportError):
+    """The call ran out of time (`SAMA_DEADLINE`): no usable answer came within its deadline.
+
+    The deadline covers every attempt and every wait between them. `outcome_unknown` says
+    whether the last attempt may have reached SamaHub (it was cut off while under way).
+    """
+
+    hint = (
+        "raise SAMA_DEADLINE (or deadline=..., or with_options(deadline=...) for one call), "
+        "or check SamaHub's status"
+    )
+
+
+def deadline_error(
+    method: str,
+    path: str,
+    seconds: float,
+    last: SamaError | None,
+    *,
+    outcome_unknown: bool,
+) -> SamaDeadlineError:
+    """Build the error for a call out of time; `last` is the failure that came before, if any."""
+    cause = f"; last: {last.summary}" if last is not None else ""
+    error = SamaDeadlineError(
+        f"no answer within SAMA_DEADLINE ({seconds:g} s){cause}",
+        method=method,
+        path=path,
+        status_code=last.status_code if last is not None else None,
+        errors=last.errors if last is not None else None,
+    )
+    error.outcome_unknown = outcome_unknown
+    return error
+
+
+class SamaBatchOutcomeUnknownError(SamaTransportError):
+    """`create_batch` cannot tell whether SamaHub created (part of) the tasks.
+
+    The answer to a creation was lost, and looking the batch up by its `client_batch_id` did
+    not find it in time (or there was no `client_batch_id` to look it up by). The creation was
+    not sent again, so no task was created twice; check before creating them again.
+
+    Attributes:
+        client_batch_id: the id to check the batch by (None when the call had none).
+        created: the batches created for the tasks before the ones in doubt.
+        in_doubt: `(start, stop)`: the positions of the tasks in doubt in the call's `tasks`.
+    """
+
+    client_batch_id: str | None = None
+    created: tuple[str, ...] = ()
+    in_doubt: tuple[int, int] = (0, 0)
+
+
+class SamaBatchIdInUseError(SamaError):
+    """`create_batch` was given a `client_batch_id` that tasks on SamaHub carry already.
+
+    Nothing was sent. `client_batch_id` is the id; `batch_id` the batch that uses it.
+    """
+
+    client_batch_id: str | None = None
+    batch_id: str | None = None
 
 
 # httpx errors where the request never left this machine: always safe to send again.
@@ -164,9 +245,12 @@ _BY_STATUS: dict[int, type[SamaError]] = {
 
 
 def error_for_response(
-    method: str, path: str, response: httpx.Response, *, dpp: bool = False
+    method: str, path: str, response: httpx.Response, content: bytes, *, dpp: bool = False
 ) -> SamaError:
-    """Build the error for a non-2xx answer, with SamaHub's own messages when it sent any."""
+    """Build the error for a non-2xx answer, with SamaHub's own messages when it sent any.
+
+    `content` is (the start of) the answer's body: see `ERROR_BODY_BYTES`.
+    """
     status = response.status_code
     cls = _BY_STATUS.get(status) or (SamaServerError if status >= 500 else SamaError)
     summary = f"{status} {response.reason_phrase.lower() or 'error'}"
@@ -182,7 +266,7 @@ def error_for_response(
         method=method,
         path=path,
         status_code=status,
-        errors=_errors_in(response),
+        errors=_errors_in(content),
         hint=hint,
     )
     if isinstance(error, SamaRateLimitError):
@@ -211,12 +295,27 @@ def error_for_transport(method: str, path: str, exc: httpx.TransportError) -> Sa
     return error
 
 
-def _errors_in(response: httpx.Response) -> list[dict[str, Any]]:
+def answer_too_large(
+    method: str, path: str, status: int, limit: int, announced: int | None = None
+) -> SamaAnswerTooLargeError:
+    """Build the error for an answer over `limit` bytes (`announced`: its Content-Length)."""
+    size = f" ({announced:,} bytes)" if announced is not None else ""
+    error = SamaAnswerTooLargeError(
+        f"the answer{size} is larger than SAMA_MAX_ANSWER_BYTES ({limit:,} bytes)",
+        method=method,
+        path=path,
+        status_code=status,
+    )
+    error.limit = limit
+    return error
+
+
+def _errors_in(content: bytes) -> list[dict[str, Any]]:
     """Read SamaHub's error shapes: `{"errors": [...]}` or a top-level `{"message": ...}`."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        text = response.text.strip()
+        text = content.decode("utf-8", "replace").strip()
         return [{"message": text[:200]}] if text and not text.startswith("<") else []
     if isinstance(body, dict):
         errors = body.get("errors")

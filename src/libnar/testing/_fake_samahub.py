@@ -3,7 +3,8 @@
 It follows `reference/samahub.md`: the same paths, query parameters, bodies, paging, error
 shapes and key checks. Tests add projects and tasks, run the code under test, then assert on
 the fake's state (`fake.dpp_results`, `fake.tasks`, `fake.calls(...)`). Faults (429, 5xx,
-timeouts, dropped connections) can be injected per route or for every route.
+timeouts, dropped connections) can be injected per route or for every route, and new batches
+can be listed late, as SamaHub's batch-creation jobs are (`lag_listing`).
 
 `FakeSamaHub.handle` is independent of respx, so the same fake can sit behind a real HTTP
 server (the benchmark and subprocess tests do that).
@@ -119,6 +120,8 @@ class _Batch:
     task_ids: list[str]
     state: str = "completed"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How many more task listings leave this batch's tasks out (see `lag_listing`).
+    unlisted_for: int = 0
 
 
 def _time(value: str, name: str) -> datetime:
@@ -186,6 +189,7 @@ class FakeSamaHub:
         self._calls: list[FakeCall] = []
         self._rows: dict[int, tuple[Task, dict[str, Any]]] = {}
         self._next_batch = 1000
+        self._listing_lag = 0
         self._lock = threading.RLock()
         self._router: respx.MockRouter | None = None
 
@@ -422,10 +426,24 @@ class FakeSamaHub:
 
         self._add_fault(route, after, times, act)
 
+    def lag_listing(self, listings: int = 1) -> None:
+        """Leave each batch created from now on out of the task listing for a while.
+
+        SamaHub creates a batch as a job, so its tasks appear in `GET /tasks.json` some time
+        after the creation answered. Here each new batch's tasks are left out of its project's
+        next `listings` task listings (counted in requests, so tests need no clock); 0 turns
+        the lag off for batches created afterwards.
+        """
+        if listings < 0:
+            raise ValueError(f"listings must be 0 or more, got {listings}")
+        with self._lock:
+            self._listing_lag = listings
+
     def clear_faults(self) -> None:
-        """Remove every injected fault."""
+        """Remove every injected fault, and the listing lag of batches created from now on."""
         with self._lock:
             self._faults.clear()
+            self._listing_lag = 0
 
     def _add_fault(
         self,
@@ -619,8 +637,15 @@ class FakeSamaHub:
         since = _time(params["from"], "from") if "from" in params else None
         until = _time(params["to"], "to") if "to" in params else None
         state = params.get("state")
+        unlisted: set[str] = set()
+        for batch in self._batches[pid].values():
+            if batch.unlisted_for > 0:
+                batch.unlisted_for -= 1
+                unlisted.update(batch.task_ids)
         selected = []
         for task in self.tasks[pid].values():
+            if task.id in unlisted:
+                continue
             when = getattr(task, date_type)
             if state is not None and str(task.state) != state:
                 continue
@@ -693,6 +718,7 @@ class FakeSamaHub:
             client_batch_id=None if client_batch_id is None else str(client_batch_id),
             task_ids=[],
             extra={k: body[k] for k in ("notification_email", "submit") if k in body},
+            unlisted_for=self._listing_lag,
         )
         self._next_batch += 1
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
