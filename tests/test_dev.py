@@ -17,6 +17,8 @@ import pytest
 from libnar._dev import DevError, discover_flows
 from libnar.testing import free_port
 
+from .without_test_extra import env_without_test_extra
+
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -87,6 +89,7 @@ def is_running(pid: int) -> bool:
 def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
     tmp_path: Path,
 ) -> None:
+    """As after a plain `pip install libnar`: nothing of the test extra can be imported."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -97,6 +100,7 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
         LIBNAR_OUTBOX_DIR=str(tmp_path / "outbox"),
         PREFECT_HOME=str(tmp_path / "home"),
     )
+    env = env_without_test_extra(tmp_path / "no-test-extra", env)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "libnar.cli", "dev", str(EXAMPLES), "--port", str(port)],

@@ -3,7 +3,8 @@
 Starts (or reuses) a Prefect server, serves a `<flow>_deploy` deployment of every `@nps_flow`
 in a folder, runs the gateway in front of it, and prints `curl` lines that trigger each flow as
 SamaHub would. Ctrl-C stops everything it started. Layer 4: uses the gateway, the flows and
-`libnar.testing`'s Prefect server and sample events.
+the local stack (`libnar._local_stack`: Prefect server, gateway process, fake SamaHub, sample
+events), none of which needs the test extra.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from libnar.naming import default_deployment_names
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-    from libnar.testing import FakeSamaHub
+    from libnar._local_stack import FakeSamaHub
 
 __all__ = ["DevError", "discover_flows", "run_dev"]
 
@@ -97,7 +98,7 @@ def _prefect_api(say: Callable[[str], None]) -> Iterator[str]:
         say(f"Prefect API: {given} (PREFECT_API_URL)")
         yield given
         return
-    from libnar.testing import PrefectServer
+    from libnar._local_stack import PrefectServer
 
     say("Starting a local Prefect server (about 10 s) ...")
     server = PrefectServer()
@@ -148,7 +149,7 @@ def _sample_request(
 ) -> str | None:
     """A curl line that triggers `flow` with a sample event (known to the fake SamaHub)."""
     from libnar._gateway import mint_token
-    from libnar.testing import make_dpp_event, make_webhook_event
+    from libnar._local_stack import make_dpp_event, make_webhook_event
 
     kinds = flow.signature.event_kinds
     event: WebhookEvent | DppEvent
@@ -179,7 +180,7 @@ def _samahub(say: Callable[[str], None]) -> Iterator[FakeSamaHub | None]:
         say("SamaHub: the one SAMA_API_URL / SAMA_DPP_URL point at")
         yield None
         return
-    from libnar.testing import FakeSamaHub, serve_fake_samahub
+    from libnar._local_stack import FakeSamaHub, serve_fake_samahub
 
     with serve_fake_samahub(FakeSamaHub()) as fake:
         os.environ.update(fake.env())
@@ -225,7 +226,7 @@ def run_dev(
 
         env = {**os.environ, "PREFECT_API_URL": api_url}
         keys = _dev_secrets(env)
-        from libnar.testing import GatewayProcess
+        from libnar._local_stack import GatewayProcess
 
         try:
             gateway = stack.enter_context(GatewayProcess(env, host=host, port=port))

@@ -1,7 +1,7 @@
-"""A real `prefect server` for tests: one subprocess on 127.0.0.1 with its own PREFECT_HOME.
+"""A real `prefect server`: one subprocess on 127.0.0.1 with its own PREFECT_HOME.
 
-Tests that run flows against one server started once are much faster than a harness per test
-module (a fresh server takes about 10 s to answer). The server's database lives in a temporary
+`libnar dev` runs one for the session; tests that run flows against one server started once
+are much faster than a harness per test module (a fresh server takes about 10 s to answer). The server's database lives in a temporary
 directory and is gone when the server stops.
 """
 
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from libnar.testing._child import ChildServer, stop_child, wait_until_answering
+from libnar._local_stack._child import ChildServer, stop_child, wait_until_answering
 
 __all__ = ["PrefectServer", "free_port"]
 
