@@ -44,6 +44,17 @@ def fun69_broken_ptp(event: WebhookEvent) -> None:
 """
 
 
+MARKUP_FLOW = """
+from libnar import WebhookEvent, nps_flow
+
+@nps_flow
+def fun69_markup_ptp(event: WebhookEvent, what: str = "value") -> None:
+    if what == "key":
+        raise KeyError("[project] missing")
+    raise ValueError("closing tag [/bold] here")
+"""
+
+
 @pytest.mark.usefixtures("prefect_server")
 class TestRun:
     def test_run_prints_name_state_duration_and_result(self) -> None:
@@ -79,6 +90,24 @@ class TestRun:
         assert done.returncode == 1
         assert "state:    Failed" in done.stdout
         assert "the client's bucket is gone" in done.stderr
+
+    @pytest.mark.parametrize(
+        ("what", "shown"),
+        [("value", "ValueError: closing tag [/bold] here"), ("key", "'[project] missing'")],
+        ids=["closing-tag", "brackets"],
+    )
+    def test_a_flow_error_prints_as_written_not_as_markup(
+        self, tmp_path: Path, what: str, shown: str
+    ) -> None:
+        flow_file = tmp_path / "fun69_markup_ptp.py"
+        flow_file.write_text(MARKUP_FLOW)
+        done = libnar("run", flow_file, "--event", WEBHOOK_EVENT, "-p", f"what={what}")
+        assert done.returncode == 1, done.stderr
+        # Prefect logs the flow's own traceback; libnar's last line names the error as raised.
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: "), done.stderr
+        assert shown in last
+        assert "MarkupError" not in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
@@ -31,13 +32,15 @@ app = typer.Typer(
     # Help texts are plain text: "[sama-build]" must not be read as rich markup.
     rich_markup_mode=None,
 )
-out = Console()
-err = Console(stderr=True)
+# Text from users, flows, SamaHub and Prefect is data: these consoles never read markup
+# ("[project]" prints as "[project]"); colour comes only from `Text` styles set here.
+out = Console(markup=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print an error on stderr and return the `Exit` to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print an error on stderr, as plain text, and return the `Exit` to raise."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     return typer.Exit(code)
 
 
@@ -85,10 +88,10 @@ def init(
         root = write_flow_package(name, script_type, event, flows_dir)
     except ScaffoldError as error:
         raise fail(str(error)) from None
-    out.print(f"[green]created[/] {root}", highlight=False)
+    out.print(Text.assemble(("created", "green"), f" {root}"))
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        out.print(f"  {file.relative_to(root)}", highlight=False)
-    out.print(f"next: libnar validate {root} && pytest {root}", highlight=False)
+        out.print(f"  {file.relative_to(root)}")
+    out.print(f"next: libnar validate {root} && pytest {root}")
 
 
 FlowsPath = Annotated[
@@ -99,12 +102,12 @@ FlowsPath = Annotated[
 
 def _print_problems(root: Path, problems: list[BuildProblem]) -> None:
     errors = [p for p in problems if p.level == "error"]
-    mark = "[red]x[/]" if errors else "[yellow]![/]"
+    mark = ("x", "red") if errors else ("!", "yellow")
     count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}" if errors else "warnings"
-    out.print(f"{mark} [bold]{root}[/] ({count})", highlight=False)
+    out.print(Text.assemble(mark, " ", (str(root), "bold"), f" ({count})"))
     for problem in problems:
         style = "red" if problem.level == "error" else "yellow"
-        out.print(f"  [{style}]{problem}[/]", highlight=False, soft_wrap=True)
+        out.print(Text.assemble("  ", (str(problem), style)))
 
 
 def _checked(paths: list[Path]) -> list[tuple[Path, FlowPackage | BuildError]]:
@@ -139,9 +142,11 @@ def validate(paths: FlowsPath = None) -> None:
     packages = _valid_or_exit(paths or [Path("flows")])
     deployments = sum(len(p.deployments) for p in packages)
     out.print(
-        f"[green]ok[/] {len(packages)} flow package{'s' if len(packages) != 1 else ''} valid"
-        f" ({deployments} deployment{'s' if deployments != 1 else ''})",
-        highlight=False,
+        Text.assemble(
+            ("ok", "green"),
+            f" {len(packages)} flow package{'s' if len(packages) != 1 else ''} valid"
+            f" ({deployments} deployment{'s' if deployments != 1 else ''})",
+        )
     )
 
 
@@ -171,10 +176,10 @@ def build(
         elif output_format == "yaml":
             print(text, end="")
         else:
-            out.print(_plan_table(plan))
+            out.print(_plan_table(plan), soft_wrap=False)
         target = output or package.root / "prefect.yaml"
         target.write_text(text, encoding="utf-8")
-        err.print(f"wrote {target}", highlight=False)
+        err.print(f"wrote {target}")
 
 
 def _plan_table(plan: PackagePlan) -> Table:
@@ -210,11 +215,11 @@ def deploy(
     try:
         for package in packages:
             for change in apply_plan_sync(make_plan(package), create_pools=create_pools):
-                action = f"[{style[change.action]}]{change.action}[/]"
-                table.add_row(change.flow_name, change.name, action, change.deployment_id)
+                action = Text(change.action, style=style[change.action])
+                table.add_row(change.flow_name, change.name, action, str(change.deployment_id))
     except DeployError as error:
         raise fail(str(error), 1) from None
-    out.print(table)
+    out.print(table, soft_wrap=False)
 
 
 @app.command("deploy-json")
@@ -289,15 +294,14 @@ def run(
     except ParameterError as exc:
         raise fail(f"{event or target}: {exc}") from None
 
-    out.print(f"Running flow [bold]{flow.name}[/] on Prefect ...", highlight=False)
+    out.print(Text.assemble("Running flow ", (flow.name, "bold"), " on Prefect ..."))
     done = run_locally(flow, parameters, submit_result=submit)
     colour = "green" if done.is_completed else "red"
-    out.print(f"run:      [bold]{done.name}[/]", highlight=False)
-    out.print(f"state:    [{colour}]{done.state.name}[/]", highlight=False)
-    out.print(f"duration: {done.seconds:.2f} s", highlight=False)
+    out.print(Text.assemble("run:      ", (done.name, "bold")))
+    out.print(Text.assemble("state:    ", (str(done.state.name), colour)))
+    out.print(f"duration: {done.seconds:.2f} s")
     if not done.is_completed:
-        err.print(f"[bold red]error:[/] {done.state.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        raise fail(done.state.message or f"the run ended {done.state.name}", 1)
     out.print("result:", highlight=False)
     print(pydantic_core.to_json(done.result(), indent=2, fallback=repr).decode())
 
@@ -320,17 +324,15 @@ def _task_logging() -> None:
 @contextmanager
 def _sama_errors() -> Iterator[None]:
     """Turn SamaHub errors into one line on stderr: exit 2 for settings, 1 for SamaHub."""
-    from rich.markup import escape
-
     from libnar.sama import SamaError
     from libnar.settings import SettingsError
 
     try:
         yield
     except SettingsError as exc:  # also SamaConfigError: a missing or invalid setting
-        raise fail(escape(str(exc)), 2) from None
+        raise fail(str(exc), 2) from None
     except SamaError as exc:
-        raise fail(escape(str(exc)), 1) from None
+        raise fail(str(exc), 1) from None
 
 
 def _parse_since(text: str) -> datetime:
@@ -404,7 +406,7 @@ def task_export(
         raise fail(f"--out {out_file}: {exc.strerror}") from None
     finally:
         partial.unlink(missing_ok=True)
-    out.print(f"exported {count} tasks to {out_file}", highlight=False, soft_wrap=True)
+    out.print(f"exported {count} tasks to {out_file}")
 
 
 # -- libnar gateway ------------------------------------------------------------------------

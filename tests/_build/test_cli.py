@@ -45,6 +45,13 @@ def test_validate_shows_deprecation_warnings_and_passes(tmp_path: Path) -> None:
     assert "ok 1 flow package valid (1 deployment)" in result.output
 
 
+def test_messages_print_brackets_as_written_not_as_markup(tmp_path: Path) -> None:
+    write_package(tmp_path, 'nps-ext = ["slam"]')
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "needs the 'slamus' package in the flow's [project].dependencies" in result.output
+
+
 def test_validate_without_packages_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path)])
     assert result.exit_code == 2
