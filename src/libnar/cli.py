@@ -113,7 +113,18 @@ def _print_problems(root: Path, problems: list[BuildProblem]) -> None:
 def _checked(paths: list[Path]) -> list[tuple[Path, FlowPackage | BuildError]]:
     from libnar._build import check_packages
 
-    results = [result for path in paths for result in check_packages(path)]
+    for path in paths:
+        if not path.exists():
+            raise fail(
+                f"{path}: no such folder; give a flow package or a folder of them"
+                " (`libnar init NAME` writes a new package under flows/)"
+            )
+        if not path.is_dir():
+            raise fail(f"{path}: not a folder; give a flow package's folder or a folder of them")
+    try:
+        results = [result for path in paths for result in check_packages(path)]
+    except OSError as exc:
+        raise fail(f"{exc.filename}: {exc.strerror}") from None
     if not results:
         listed = ", ".join(str(p) for p in paths)
         raise fail(f"no flow package (a folder with a pyproject.toml) at or under {listed}")
