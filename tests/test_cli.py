@@ -205,6 +205,13 @@ def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], message: str
     assert "Traceback" not in done.stderr
 
 
+def test_a_bad_param_names_the_param_not_the_event_file() -> None:
+    done = libnar("run", BOXES, "--event", DPP_EVENT, "-p", "min_box_px=many")
+    assert done.returncode == 2
+    assert "--param min_box_px: found 'many'; expected a valid integer" in done.stderr
+    assert "dpp_event.json" not in done.stderr
+
+
 def test_bad_event_file_gives_one_line_per_problem(tmp_path: Path) -> None:
     event = tmp_path / "bad.json"
     event.write_text(json.dumps({"name": "x", "task": {"id": 5, "round": "r"}}))

@@ -253,14 +253,11 @@ def deploy_json(
 # -- libnar run ----------------------------------------------------------------------------
 
 
-def _parse_param(text: str) -> tuple[str, object]:
+def _split_param(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise fail(f"--param {text!r}: expected KEY=VALUE, e.g. --param min_box_px=8")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    return key, value
 
 
 @app.command()
@@ -272,7 +269,11 @@ def run(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="A flow parameter as KEY=VALUE (VALUE may be JSON)."),
+        typer.Option(
+            "--param",
+            "-p",
+            help="A flow parameter as KEY=VALUE, read as its type needs: text as written, JSON for lists, dicts and models. Repeat for more.",
+        ),
     ] = None,
     submit: Annotated[
         bool,
@@ -300,10 +301,11 @@ def run(
         body = event.read_bytes() if event is not None else None
     except OSError as exc:
         raise fail(f"--event {event}: {exc.strerror}") from None
+    texts = dict(_split_param(p) for p in param or [])
     try:
-        parameters = local_parameters(flow, body, dict(_parse_param(p) for p in param or []))
+        parameters = local_parameters(flow, body, texts, event_file=str(event))
     except ParameterError as exc:
-        raise fail(f"{event or target}: {exc}") from None
+        raise fail(str(exc)) from None
 
     out.print(Text.assemble("Running flow ", (flow.name, "bold"), " on Prefect ..."))
     done = run_locally(flow, parameters, submit_result=submit)
