@@ -35,6 +35,38 @@ def libnar(
     )
 
 
+def with_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without SamaHub settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAMA_")}
+    return {**env, **extra}
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing"),
+    [
+        ({}, "needs SAMA_DPP_URL and SAMA_DPP_KEY, which are not set"),
+        ({"SAMA_DPP_URL": "http://127.0.0.1:9/dpp"}, "needs SAMA_DPP_KEY, which is not set"),
+        ({"SAMA_DPP_URL": "", "SAMA_DPP_KEY": "k"}, "needs SAMA_DPP_URL, which is not set"),
+    ],
+    ids=["both", "key", "empty-url"],
+)
+def test_submit_without_the_dpp_settings_is_refused_before_the_run(
+    extra: dict[str, str], missing: str
+) -> None:
+    done = libnar("run", BOXES, "--event", DPP_EVENT, "--submit", env=with_env(extra))
+    assert done.returncode == 2
+    assert f"error: --submit sends the result to SamaHub and {missing}" in done.stderr
+    assert "leave out --submit to only print the result" in done.stderr
+    assert "Running flow" not in done.stdout  # refused before anything ran
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_submit_for_a_flow_without_dpp_event_is_refused() -> None:
+    done = libnar("run", LABELS, "--event", WEBHOOK_EVENT, "--submit")
+    assert done.returncode == 2
+    assert "runs without a DPP event, so it has no result to send" in done.stderr
+
+
 FAILING_FLOW = """
 from libnar import WebhookEvent, nps_flow
 
@@ -43,6 +75,14 @@ def fun69_broken_ptp(event: WebhookEvent) -> None:
     raise RuntimeError("the client's bucket is gone")
 """
 
+
+ECHO_FLOW = """
+from libnar import DppEvent, DppResult, nps_flow
+
+@nps_flow
+def fun69_echo_ptp(event: DppEvent, min_box_px: int = 4) -> DppResult:
+    return event.result()
+"""
 
 MARKUP_FLOW = """
 from libnar import WebhookEvent, nps_flow
@@ -63,11 +103,47 @@ class TestRun:
         assert "run:      fun69_boxes_ptp-10423-64b7f0c2a1e3d4f5a6b7c8d9-r1" in done.stdout
         assert "state:    Completed" in done.stdout
         assert "duration: " in done.stdout
+        assert (
+            "sent:     nothing (the result is only printed; add --submit to send it to SamaHub)"
+            in done.stdout
+        )
         result = json.loads(done.stdout.split("result:\n", 1)[1])
         assert result["round"] == 1
         # min_box_px=8 comes from the DPP event's own parameters: the 2x3 box is dropped.
         indexes = [s["index"] for s in result["answers"]["layers"]["vector_tagging"][0]["shapes"]]
         assert indexes == [1, 3, 4]
+
+    def test_submit_sends_the_result_and_says_so(self) -> None:
+        from libnar import DppEvent
+        from libnar.testing import serve_fake_samahub
+
+        event = DppEvent.model_validate_json(DPP_EVENT.read_text())
+        with serve_fake_samahub() as fake:
+            fake.add_event(event)
+            done = libnar("run", BOXES, "--event", DPP_EVENT, "--submit", env=with_env(fake.env()))
+        assert done.returncode == 0, done.stderr
+        assert (
+            "sent:     the result to SamaHub (project 10423, task 64b7f0c2a1e3d4f5a6b7c8d9, round 1)"
+            in done.stdout
+        )
+        assert fake.dpp_results[("10423", "64b7f0c2a1e3d4f5a6b7c8d9")].round == 1
+
+    def test_a_refused_submit_says_nothing_was_sent(self, tmp_path: Path) -> None:
+        from libnar import DppEvent
+        from libnar.testing import serve_fake_samahub
+
+        flow_file = tmp_path / "fun69_echo_ptp.py"
+        flow_file.write_text(ECHO_FLOW)  # no retries: one refused PUT fails the run
+        with serve_fake_samahub() as fake:
+            fake.add_event(DppEvent.model_validate_json(DPP_EVENT.read_text()))
+            fake.fail(422, route="post_processed", message="answers do not match the schema")
+            done = libnar(
+                "run", flow_file, "--event", DPP_EVENT, "--submit", env=with_env(fake.env())
+            )
+        assert done.returncode == 1
+        assert "sent:     nothing: SamaHub did not take the result" in done.stdout
+        assert "answers do not match the schema" in done.stderr
+        assert fake.dpp_results == {}
 
     def test_param_overrides_the_event_parameters_and_is_coerced(self) -> None:
         done = libnar(

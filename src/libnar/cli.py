@@ -283,7 +283,9 @@ def run(
     """Run a flow once on a local Prefect and print its name, state, duration and result.
 
     Uses PREFECT_API_URL when set, else an embedded Prefect server. A DPP event's own
-    `parameters` apply as they do in production; --param values override them.
+    `parameters` apply as they do in production; --param values override them. A DPP flow's
+    result is sent to SamaHub only with --submit (SAMA_DPP_URL and SAMA_DPP_KEY are checked
+    before the run); the `sent:` line says what was sent.
     """
     # The embedded server would otherwise send usage telemetry from the author's laptop.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -291,7 +293,13 @@ def run(
 
     from libnar.flow import ParameterError
     from libnar.flow._loading import FlowLoadError, load_flow
-    from libnar.flow._local import local_parameters, run_locally
+    from libnar.flow._local import (
+        check_submit,
+        describe_submission,
+        local_parameters,
+        run_locally,
+    )
+    from libnar.settings import SettingsError
 
     try:
         flow = load_flow(target)
@@ -306,6 +314,11 @@ def run(
         parameters = local_parameters(flow, body, texts, event_file=str(event))
     except ParameterError as exc:
         raise fail(str(exc)) from None
+    if submit:
+        try:
+            check_submit(flow, parameters)
+        except SettingsError as exc:
+            raise fail(str(exc)) from None
 
     out.print(Text.assemble("Running flow ", (flow.name, "bold"), " on Prefect ..."))
     done = run_locally(flow, parameters, submit_result=submit)
@@ -313,6 +326,9 @@ def run(
     out.print(Text.assemble("run:      ", (done.name, "bold")))
     out.print(Text.assemble("state:    ", (str(done.state.name), colour)))
     out.print(f"duration: {done.seconds:.2f} s")
+    sent = describe_submission(flow, parameters, done, submit=submit)
+    if sent is not None:
+        out.print(f"sent:     {sent}")
     if not done.is_completed:
         raise fail(done.state.message or f"the run ended {done.state.name}", 1)
     out.print("result:", highlight=False)

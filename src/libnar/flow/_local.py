@@ -21,8 +21,17 @@ from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapt
 from libnar.events import DppEvent, EventProblem
 from libnar.flow._flow import NpsFlow
 from libnar.flow._parameters import ParameterError, prepare_call
+from libnar.settings import SettingsError
 
-__all__ = ["LocalRun", "local_parameters", "local_run_settings", "param_from_text", "run_locally"]
+__all__ = [
+    "LocalRun",
+    "check_submit",
+    "describe_submission",
+    "local_parameters",
+    "local_run_settings",
+    "param_from_text",
+    "run_locally",
+]
 
 PydanticErrors = (PydanticSchemaGenerationError, PydanticUserError)
 
@@ -185,3 +194,61 @@ def run_locally(
             with get_client(sync_client=True) as client:
                 name = client.read_flow_run(run_id).name
     return LocalRun(name=name, state=state, seconds=seconds)
+
+
+def check_submit(flow: NpsFlow[Any, Any], parameters: Mapping[str, Any]) -> None:
+    """Check, before a run, that its DPP result can be sent to SamaHub.
+
+    Raises:
+        SettingsError: the flow takes no DPP event (nothing to send), or `SAMA_DPP_URL` or
+            `SAMA_DPP_KEY` is not set; the message names each and the fix.
+    """
+    from libnar.settings import get_settings
+
+    event = parameters.get(flow.signature.event_name or "event")
+    if not isinstance(event, DppEvent):
+        raise SettingsError(
+            f"--submit: {flow.name} runs without a DPP event, so it has no result to send;"
+            " leave out --submit"
+        )
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        raise SettingsError(f"--submit: the settings are invalid: {exc}") from None
+    missing = [
+        name
+        for name, value in (
+            ("SAMA_DPP_URL", settings.sama_dpp_url),
+            ("SAMA_DPP_KEY", settings.sama_dpp_key and settings.sama_dpp_key.get_secret_value()),
+        )
+        if not value
+    ]
+    if missing:
+        raise SettingsError(
+            f"--submit sends the result to SamaHub and needs {' and '.join(missing)}, which"
+            f" {'is' if len(missing) == 1 else 'are'} not set: set"
+            f" {'it' if len(missing) == 1 else 'them'} (SamaHub's DPP endpoint and key), or"
+            " leave out --submit to only print the result"
+        )
+
+
+def describe_submission(
+    flow: NpsFlow[Any, Any], parameters: Mapping[str, Any], done: LocalRun, *, submit: bool
+) -> str | None:
+    """What a DPP flow's run sent to SamaHub, in one line; None for a flow without DPP event."""
+    event = parameters.get(flow.signature.event_name or "event")
+    if not isinstance(event, DppEvent):
+        return None
+    if not submit:
+        return "nothing (the result is only printed; add --submit to send it to SamaHub)"
+    where = f"project {event.task.project_id}, task {event.task.id}"
+    if done.is_completed:
+        return f"the result to SamaHub ({where}, round {done.result().round})"
+    from libnar.sama import SamaError, SamaTransportError
+
+    error = done.state.result(raise_on_failure=False)
+    if isinstance(error, SamaTransportError) and error.outcome_unknown:
+        return f"unknown: the result may have reached SamaHub ({where}); its answer was lost"
+    if isinstance(error, SamaError):
+        return f"nothing: SamaHub did not take the result ({where}; the error says why)"
+    return "nothing (the run failed before a result was sent)"
