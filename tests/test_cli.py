@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,12 @@ LABELS = (
 )
 DPP_EVENT = EXAMPLES / "events" / "dpp_event.json"
 WEBHOOK_EVENT = EXAMPLES / "events" / "webhook_event.json"
+
+
+def shape_indexes(answers: dict[str, Any]) -> list[int]:
+    """The indexes of the shapes in the image output of the sample events."""
+    groups = answers["image"]["layers"]["vector_tagging"]
+    return [shape["index"] for group in groups for shape in group["shapes"]]
 
 
 def libnar(
@@ -110,7 +117,7 @@ class TestRun:
         result = json.loads(done.stdout.split("result:\n", 1)[1])
         assert result["round"] == 1
         # min_box_px=8 comes from the DPP event's own parameters: the 2x3 box is dropped.
-        indexes = [s["index"] for s in result["answers"]["layers"]["vector_tagging"][0]["shapes"]]
+        indexes = shape_indexes(result["answers"])
         assert indexes == [1, 3, 4]
 
     def test_submit_sends_the_result_and_says_so(self) -> None:
@@ -156,7 +163,7 @@ class TestRun:
         )
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout.split("result:\n", 1)[1])
-        indexes = [s["index"] for s in result["answers"]["layers"]["vector_tagging"][0]["shapes"]]
+        indexes = shape_indexes(result["answers"])
         assert indexes == [4]  # only the polygon survives
 
     def test_failed_run_exits_1_with_the_error(self, tmp_path: Path) -> None:

@@ -58,6 +58,21 @@ def test_discovery_of_a_missing_folder_says_so(tmp_path: Path) -> None:
         discover_flows(tmp_path / "nope")
 
 
+def run_logs(api_url: str, run_id: str, wait: float = 30) -> str:
+    """The messages a flow run logged, once its print has reached the API."""
+    deadline = time.monotonic() + wait
+    while True:
+        logs = httpx.post(
+            f"{api_url}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200},
+            timeout=10,
+        ).json()
+        text = "\n".join(log["message"] for log in logs)
+        if "task " in text or time.monotonic() > deadline:
+            return text
+        time.sleep(1)
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below `pid`, read from /proc."""
     children: dict[int, list[int]] = {}
@@ -143,6 +158,10 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
                 run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=10).json()
                 state = run["state"]["type"]
                 assert state not in ("FAILED", "CRASHED"), "".join(lines)
+            if route == "/webhook-event":
+                # fun69_label_counts_ptp found the sample's labels (it printed {} when dev's
+                # samples and the examples disagreed on the answer format).
+                assert "{'car': 1, 'pedestrian': 1}" in run_logs(api_url, run_id)
         started |= descendants(process.pid)
     finally:
         process.send_signal(signal.SIGINT)
