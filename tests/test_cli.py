@@ -316,6 +316,17 @@ def test_run_works_with_nothing_else_running(tmp_path: Path) -> None:
     assert json.loads(done.stdout.split("result:\n", 1)[1]) == {"car": 2, "truck": 1, "sign": 1}
 
 
+def test_version_prints_libnar_prefect_and_python() -> None:
+    from importlib.metadata import version
+
+    from libnar import __version__
+
+    done = libnar("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"libnar {__version__} (Prefect {version('prefect')}, ")
+    assert version("libnar") == __version__  # pyproject.toml and the code agree
+
+
 @pytest.mark.parametrize("kind", ["webhook", "dpp", "result", "task"])
 def test_schema_prints_the_json_schema(kind: str) -> None:
     done = libnar("schema", kind)

@@ -38,6 +38,36 @@ out = Console(markup=False, highlight=False, soft_wrap=True)
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        from platform import python_version
+
+        from libnar import __version__
+
+        try:
+            prefect = version("prefect")
+        except PackageNotFoundError:  # pragma: no cover - prefect is a dependency
+            prefect = "not installed"
+        print(f"libnar {__version__} (Prefect {prefect}, Python {python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print libnar's version (and Prefect's and Python's) and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Write, test, build and trigger NPS flows for SamaHub on Prefect 3."""
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error on stderr, as plain text, and return the `Exit` to raise."""
     err.print(Text.assemble(("error:", "bold red"), " ", message))

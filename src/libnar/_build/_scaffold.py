@@ -64,7 +64,9 @@ def write_flow_package(
         ),
         f"{full}.py": _FLOW[event].format(name=full),
         f"tests/test_{full}.py": _TEST[event].format(name=full),
-        "README.md": f"# {full}\n\nRun the tests: `pytest`. Check the build: `libnar validate .`\n",
+        "README.md": _README.format(
+            name=full, event=f" --event sample_{event}_event.json" if event != "none" else ""
+        ),
     }
     if event != "none":
         files[f"sample_{event}_event.json"] = json.dumps(_sample(event, full), indent=2) + "\n"
@@ -86,12 +88,22 @@ def _sample(event: EventKind, name: str) -> dict[str, object]:
     return {"task": task}
 
 
+_README = """\
+# {name}
+
+- Run it once on a local Prefect: `libnar run {name}.py{event}`
+- Run the tests (they need pytest and respx: `pip install pytest respx`): `pytest`
+- Check the build: `libnar validate .`
+"""
+
 _PYPROJECT = """\
 [project]
 name = "{project}"
 version = "0.1.0"
 description = "NPS flow {name}."
 requires-python = ">=3.11"
+# libnar is on no public index: install it first from your package index, a git URL or a
+# wheel (libnar's docs: Getting started, Install); then this line finds it.
 dependencies = ["libnar>={libnar}"]
 
 # How NPS builds and deploys this flow: see `libnar validate` and the build docs.
