@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """CI: libnar works as a flow author installs it, without the test extra.
 
-In a fresh venv with only `pip install .`: `libnar dev` serves the examples on 127.0.0.1, the
-curl lines it prints are run as printed, and each webhook or DPP request gets its flow run,
-Completed. Loopback only; every step has a deadline. Standard library only.
+In a fresh venv with only `pip install .`: `libnar --version` answers; a package written by
+`libnar init` installs there (its `libnar>=...` line takes the installed pre-release);
+`libnar dev` serves the examples on 127.0.0.1, the curl lines it prints are run as printed,
+and each webhook or DPP request gets its flow run, Completed. Loopback only; every step has a
+deadline. Standard library only.
 
 Usage: python3 .ci/check_plain_install.py [--keep]   (--keep leaves the temporary folder)
 """
@@ -90,6 +92,17 @@ def install(work: Path) -> Path:
     return bin_dir
 
 
+def check_a_new_flow_package_installs(bin_dir: Path, work: Path, env: dict[str, str]) -> None:
+    """`libnar init` writes a package whose dependency line the installed libnar satisfies."""
+    version = run([str(bin_dir / "libnar"), "--version"], 60, env=env).stdout.strip()
+    step(version)
+    run([str(bin_dir / "libnar"), "init", "fun1_demo", "--dir", "flows"], 60, cwd=work, env=env)
+    package = work / "flows" / "fun" / "fun1" / "fun1_demo_ptp"
+    run([str(bin_dir / "pip"), "install", "-q", str(package)], 300, env=env)
+    run([str(bin_dir / "pip"), "check"], 60, env=env)
+    step("a package from libnar init installs next to libnar")
+
+
 def get_json(url: str) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback http
         return json.loads(answer.read())  # type: ignore[no-any-return]
@@ -170,7 +183,9 @@ def main() -> int:
     started = time.monotonic()
     try:
         bin_dir = install(work)
-        check_dev(bin_dir, work, plain_env(work))
+        env = plain_env(work)
+        check_a_new_flow_package_installs(bin_dir, work, env)
+        check_dev(bin_dir, work, env)
     except CheckFailed as failed:
         print(f"[plain install] FAILED: {failed}", file=sys.stderr)
         return 1
