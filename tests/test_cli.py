@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -343,6 +344,53 @@ def test_settings_prints_the_documented_table() -> None:
 def test_docs_settings_table_is_generated_from_the_code() -> None:
     page = (ROOT / "docs" / "settings.md").read_text()
     assert settings_table() in page, "run `libnar settings` and paste it into docs/settings.md"
+
+
+COMMANDS = [
+    [],
+    ["schema"],
+    ["settings"],
+    ["init"],
+    ["validate"],
+    ["build"],
+    ["deploy"],
+    ["deploy-json"],
+    ["run"],
+    ["dev"],
+    ["task"],
+    ["task", "get"],
+    ["task", "export"],
+    ["gateway"],
+    ["gateway", "serve"],
+    ["gateway", "replay"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "libnar")
+def test_help_names_what_to_type_not_python_types(command: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from libnar.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"<[^>\s]*>|\{[^}]*\}", result.output) == [], result.output
+
+
+def test_help_shows_arguments_as_usage_names() -> None:
+    from typer.testing import CliRunner
+
+    from libnar.cli import app
+
+    runner = CliRunner()
+    assert (
+        "Usage: libnar validate [OPTIONS] [PATH]..."
+        in runner.invoke(app, ["validate", "--help"]).output
+    )
+    assert "Usage: libnar schema [OPTIONS] KIND" in runner.invoke(app, ["schema", "--help"]).output
+    run_help = runner.invoke(app, ["run", "--help"]).output
+    assert "-p, --param KEY=VALUE" in run_help
+    assert "-e, --event FILE" in run_help
 
 
 def test_help_lists_every_command_with_its_text_intact() -> None:

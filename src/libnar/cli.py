@@ -13,15 +13,54 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
+
+
+class _Command(TyperCommand):
+    """A command whose help shows arguments as `KIND` and `[PATH]...`.
+
+    Typer's own help shows them as `{kind}`, `paths... <list[Path]>` and `<str>`: names and
+    Python types where a user expects what to type.
+    """
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+                if param.nargs != 1:
+                    pieces[-1] += "..."
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    return param.metavar or (param.name or "").upper()
+
 
 app = typer.Typer(
     name="libnar",
@@ -74,11 +113,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(
     kind: Annotated[
         Literal["webhook", "dpp", "result", "task"],
-        typer.Argument(help="Which payload: webhook, dpp, result or task."),
+        typer.Argument(metavar="KIND", help="Which payload: webhook, dpp, result or task."),
     ],
 ) -> None:
     """Print the JSON Schema of a SamaHub payload."""
@@ -87,7 +126,7 @@ def schema(
     print(json.dumps(event_json_schema(kind), indent=2))
 
 
-@app.command()
+@app.command(cls=_Command)
 def settings() -> None:
     """Print every setting libnar reads, with its environment variable and default."""
     from libnar.settings import settings_table
@@ -98,18 +137,28 @@ def settings() -> None:
 # --- build: validate, build, deploy, deploy-json -------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def init(
-    name: Annotated[str, typer.Argument(help="Script name, e.g. fun69_boxes (the type is added).")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Script name, e.g. fun69_boxes (the type is added)."),
+    ],
     script_type: Annotated[
         Literal["ptp", "prp", "utl"],
-        typer.Option("--type", help="ptp post-processing, prp pre-processing, utl utility."),
+        typer.Option(
+            "--type", metavar="TYPE", help="ptp post-processing, prp pre-processing, utl utility."
+        ),
     ] = "ptp",
     event: Annotated[
         Literal["webhook", "dpp", "none"],
-        typer.Option(help="The SamaHub event the flow takes (none: runs on a schedule)."),
+        typer.Option(
+            metavar="KIND",
+            help="The SamaHub event the flow takes: dpp, webhook, or none (runs on a schedule).",
+        ),
     ] = "dpp",
-    flows_dir: Annotated[Path, typer.Option("--dir", help="The flows folder.")] = Path("flows"),
+    flows_dir: Annotated[
+        Path, typer.Option("--dir", metavar="FOLDER", help="The flows folder.")
+    ] = Path("flows"),
 ) -> None:
     """Write a new flow package that follows the NPS rules, with a sample event and a test."""
     from libnar._build import ScaffoldError, write_flow_package
@@ -126,7 +175,11 @@ def init(
 
 FlowsPath = Annotated[
     list[Path] | None,
-    typer.Argument(help="Flow packages, or folders to search for them (default: flows/)."),
+    typer.Argument(
+        metavar="PATH",
+        help="Flow packages, or folders to search for them (default: flows/).",
+        show_default=False,
+    ),
 ]
 
 
@@ -177,7 +230,7 @@ def _valid_or_exit(paths: list[Path]) -> list[FlowPackage]:
     return packages
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(paths: FlowsPath = None) -> None:
     """Check flow packages: names, [sama-build], deploy.json, parameters; every problem at once."""
     packages = _valid_or_exit(paths or [Path("flows")])
@@ -191,16 +244,22 @@ def validate(paths: FlowsPath = None) -> None:
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def build(
-    path: Annotated[Path, typer.Argument(help="A flow package (or a folder of them).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="A flow package (or a folder of them).")
+    ],
     output: Annotated[
         Path | None,
-        typer.Option(help="Where to write prefect.yaml (default: <package>/prefect.yaml)."),
+        typer.Option(
+            metavar="FILE", help="Where to write prefect.yaml (default: PACKAGE/prefect.yaml)."
+        ),
     ] = None,
     output_format: Annotated[
         Literal["table", "yaml", "json"],
-        typer.Option("--format", help="How to print the plan: table, yaml or json."),
+        typer.Option(
+            "--format", metavar="FORMAT", help="How to print the plan: table, yaml or json."
+        ),
     ] = "table",
 ) -> None:
     """Print the deployment plan and write the prefect.yaml that `prefect deploy --all` reads."""
@@ -240,7 +299,7 @@ def _plan_table(plan: PackagePlan) -> Table:
     return table
 
 
-@app.command()
+@app.command(cls=_Command)
 def deploy(
     paths: FlowsPath = None,
     create_pools: Annotated[
@@ -263,11 +322,11 @@ def deploy(
     out.print(table, soft_wrap=False)
 
 
-@app.command("deploy-json")
+@app.command("deploy-json", cls=_Command)
 def deploy_json(
-    flow: Annotated[str, typer.Argument(help="The flow's name.")],
+    flow: Annotated[str, typer.Argument(metavar="FLOW", help="The flow's name.")],
     deployment: Annotated[
-        str | None, typer.Option(help="Only this deployment of the flow.")
+        str | None, typer.Option(metavar="NAME", help="Only this deployment of the flow.")
     ] = None,
 ) -> None:
     """Print a flow's deployments on PREFECT_API_URL as deploy.json, ready to commit."""
@@ -290,19 +349,29 @@ def _split_param(text: str) -> tuple[str, str]:
     return key, value
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
-    target: Annotated[str, typer.Argument(help="The flow file, as PATH.py or PATH.py:FUNCTION.")],
+    target: Annotated[
+        str,
+        typer.Argument(metavar="PATH.py", help="The flow file, as PATH.py or PATH.py:FUNCTION."),
+    ],
     event: Annotated[
         Path | None,
-        typer.Option("--event", "-e", help="A JSON file with the event (webhook or DPP payload)."),
+        typer.Option(
+            "--event",
+            "-e",
+            metavar="FILE",
+            help="A JSON file with the event (webhook or DPP payload).",
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
             "--param",
             "-p",
-            help="A flow parameter as KEY=VALUE, read as its type needs: text as written, JSON for lists, dicts and models. Repeat for more.",
+            metavar="KEY=VALUE",
+            help="A flow parameter, read as its type needs: text as written, JSON for lists,"
+            " dicts and models. Repeat for more.",
         ),
     ] = None,
     submit: Annotated[
@@ -405,10 +474,12 @@ def _parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-@task_app.command("get")
+@task_app.command("get", cls=_Command)
 def task_get(
-    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
-    task_id: Annotated[str, typer.Argument(help="The task id (24 hex characters).")],
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    task_id: Annotated[
+        str, typer.Argument(metavar="TASK", help="The task id (24 hex characters).")
+    ],
 ) -> None:
     """Print one task as JSON, in delivery format."""
     from libnar.sama import SamaClient
@@ -418,18 +489,22 @@ def task_get(
     print(task.model_dump_json(indent=2))
 
 
-@task_app.command("export")
+@task_app.command("export", cls=_Command)
 def task_export(
-    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
     delivered_since: Annotated[
         str,
         typer.Option(
             "--delivered-since",
+            metavar="WHEN",
             help="Export tasks delivered at or after this ISO date or time (UTC if no offset).",
         ),
     ],
     out_file: Annotated[
-        Path, typer.Option("--out", "-o", help="The JSON Lines file to write, one task a line.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="The JSON Lines file to write, one task a line."
+        ),
     ],
 ) -> None:
     """Write the tasks delivered since a time to a JSON Lines file, page by page.
@@ -477,11 +552,13 @@ gateway_app = typer.Typer(
 app.add_typer(gateway_app, name="gateway")
 
 
-@gateway_app.command("serve")
+@gateway_app.command("serve", cls=_Command)
 def gateway_serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes.")] = 1,
     access_log: Annotated[
         bool,
         typer.Option(help="Log each HTTP request as uvicorn does (the audit line has more)."),
@@ -509,7 +586,7 @@ def gateway_serve(
     )
 
 
-@gateway_app.command("replay")
+@gateway_app.command("replay", cls=_Command)
 def gateway_replay(
     force: Annotated[
         bool,
@@ -537,11 +614,15 @@ def gateway_replay(
 # -- libnar dev ----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def dev(
-    flows_dir: Annotated[Path, typer.Argument(help="The folder with your flow files.")],
-    host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the gateway listens on.")] = 8000,
+    flows_dir: Annotated[
+        Path, typer.Argument(metavar="FLOWS_DIR", help="The folder with your flow files.")
+    ],
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address the gateway listens on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port the gateway listens on.")] = 8000,
 ) -> None:
     """Run Prefect, every @nps_flow in FLOWS_DIR and the gateway locally, until Ctrl-C.
 
