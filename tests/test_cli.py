@@ -69,6 +69,31 @@ def test_submit_without_the_dpp_settings_is_refused_before_the_run(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [
+        (["deploy", "examples/flows"], "PREFECT_API_URL"),
+        (["deploy-json", "fun69_boxes_ptp"], "PREFECT_API_URL"),
+        (["gateway", "replay"], "PREFECT_API_URL"),
+        (["gateway", "serve", "--port", "9"], "LIBNAR_GATEWAY_SECRETS"),
+        (["task", "get", "10", "64b7f0c2a1e3d4f5a6b7c8d9"], "SAMA_API_KEY"),
+        (["run", str(BOXES), "--event", str(DPP_EVENT), "--submit"], "SAMA_DPP_URL"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]),
+)
+def test_a_missing_setting_exits_2_with_one_line_naming_it_in_every_command(
+    args: list[str], setting: str, tmp_path: Path
+) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SAMA_", "LIBNAR_"))
+    }
+    env["LIBNAR_OUTBOX_DIR"] = str(tmp_path / "outbox")
+    done = libnar(*args, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert setting in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 def test_submit_for_a_flow_without_dpp_event_is_refused() -> None:
     done = libnar("run", LABELS, "--event", WEBHOOK_EVENT, "--submit")
     assert done.returncode == 2

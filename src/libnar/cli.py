@@ -1,7 +1,10 @@
 """The `libnar` command: parse arguments, call the layer that does the work, print the outcome.
 
-Exit codes: 0 success, 1 the work itself failed (a failed run, invalid packages), 2 bad
-arguments or bad input files.
+Exit codes, the same for every command: 0 success; 1 the work itself failed (a failed run,
+invalid flow packages, SamaHub or Prefect refused or failed); 2 the command cannot start: bad
+arguments, a bad or missing input file or folder, or a setting that is missing or invalid.
+An error is one line on stderr (a list of problems when there are several); a traceback
+means a bug in libnar.
 """
 
 from __future__ import annotations
@@ -310,6 +313,7 @@ def deploy(
     from libnar._build import DeployError, apply_plan_sync, make_plan
 
     packages = _valid_or_exit(paths or [Path("flows")])
+    _require_prefect_api("deployments would go to a temporary local server and be lost")
     table = Table("flow", "deployment", "change", "id")
     style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
     try:
@@ -322,6 +326,17 @@ def deploy(
     out.print(table, soft_wrap=False)
 
 
+def _require_prefect_api(why: str) -> None:
+    """Exit 2, as for every missing setting, when PREFECT_API_URL is not set."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise fail(
+            f"PREFECT_API_URL is not set: {why}; set it to your Prefect API"
+            " (e.g. http://127.0.0.1:4200/api)"
+        )
+
+
 @app.command("deploy-json", cls=_Command)
 def deploy_json(
     flow: Annotated[str, typer.Argument(metavar="FLOW", help="The flow's name.")],
@@ -332,6 +347,7 @@ def deploy_json(
     """Print a flow's deployments on PREFECT_API_URL as deploy.json, ready to commit."""
     from libnar._build import DeployError, export_deploy_json_sync
 
+    _require_prefect_api("the deployments are read from your Prefect server")
     try:
         document = export_deploy_json_sync(flow, deployment)
     except DeployError as error:
