@@ -31,7 +31,7 @@ def shape_indexes(answers: dict[str, Any]) -> list[int]:
 
 
 def libnar(
-    *args: str | Path, env: dict[str, str] | None = None
+    *args: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "libnar.cli", *map(str, args)],
@@ -39,7 +39,7 @@ def libnar(
         text=True,
         env=env or dict(os.environ),
         timeout=180,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -364,6 +364,34 @@ def test_settings_prints_the_documented_table() -> None:
     done = libnar("settings")
     assert done.returncode == 0
     assert done.stdout == settings_table()
+
+
+def test_settings_values_show_what_is_set_now_with_secrets_masked(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SAMA_API_URL=https://sama.example.test/v2\n")
+    env = with_env(
+        {
+            "SAMA_API_KEY": "secret-key-123",
+            "SAMA_DPP_URL": "https://dpp-user:dpp-password@dpp.example.test",
+            "LIBNAR_DPP_KEYS": "first-key,second-key",
+            "PREFECT_API_URL": "http://prefect-user:prefect-password@127.0.0.1:9/api",
+        }
+    )
+    done = libnar("settings", "--values", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "| `SAMA_API_KEY` | *** (set) | environment |" in done.stdout
+    assert "| `SAMA_API_URL` | https://sama.example.test/v2 | `.env` |" in done.stdout
+    assert "| `SAMA_DPP_URL` | https://dpp-user:***@dpp.example.test | environment |" in done.stdout
+    assert "| `LIBNAR_DPP_KEYS` | *** (2 set) | environment |" in done.stdout
+    assert "| `SAMA_TIMEOUT` | 30.0 | default |" in done.stdout
+    assert "Prefect: PREFECT_API_URL = http://prefect-user:***@127.0.0.1:9/api" in done.stdout
+    for secret in ("secret-key-123", "dpp-password", "first-key", "prefect-password"):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_settings_values_with_an_invalid_setting_names_it_and_exits_2(tmp_path: Path) -> None:
+    done = libnar("settings", "--values", env=with_env({"SAMA_TIMEOUT": "soon"}), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "SAMA_TIMEOUT: Input should be a valid number" in done.stderr
 
 
 def test_docs_settings_table_is_generated_from_the_code() -> None:

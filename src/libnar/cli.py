@@ -130,11 +130,34 @@ def schema(
 
 
 @app.command(cls=_Command)
-def settings() -> None:
+def settings(
+    values: Annotated[
+        bool,
+        typer.Option(
+            "--values",
+            help="Show what each setting is now (secrets masked) and where it comes from.",
+        ),
+    ] = False,
+) -> None:
     """Print every setting libnar reads, with its environment variable and default."""
-    from libnar.settings import settings_table
+    from libnar.settings import SettingsError, mask_url, settings_table, settings_values_table
 
-    print(settings_table(), end="")
+    if not values:
+        print(settings_table(), end="")
+        return
+    try:
+        print(settings_values_table(), end="")
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = PREFECT_API_URL.value()
+    print(
+        f"\nPrefect: PREFECT_API_URL = {mask_url(api_url)}"
+        if api_url
+        else "\nPrefect: PREFECT_API_URL is not set (`libnar run` starts an embedded server;"
+        " deploy, deploy-json and the gateway need it)"
+    )
 
 
 # --- build: validate, build, deploy, deploy-json -------------------------------------------
