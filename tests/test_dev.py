@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libnar._dev import DevError, discover_flows
+from libnar._dev import DevError, _prefect_api, discover_flows
 from libnar.testing import free_port
 
 from .without_test_extra import env_without_test_extra
@@ -51,6 +51,33 @@ def test_discovery_finds_each_flow_once_and_skips_tests_and_broken_files(tmp_pat
         "broken.py: skipped, importing it failed: ModuleNotFoundError" in w for w in warnings
     )
     assert any("flow 'a_ptp' skipped, already found in" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("api_url", "ui_url", "shown_api"),
+    [
+        ("http://127.0.0.1:4200/api", "http://127.0.0.1:4200", "http://127.0.0.1:4200/api"),
+        (
+            "https://api.prefect.cloud/api/accounts/a1/workspaces/w1",
+            "https://app.prefect.cloud/account/a1/workspace/w1",
+            "https://api.prefect.cloud/api/accounts/a1/workspaces/w1",
+        ),
+        (
+            "http://admin:hunter2@prefect.test/api",
+            "http://admin:***@prefect.test",
+            "http://admin:***@prefect.test/api",
+        ),
+    ],
+    ids=["local", "cloud", "credentials"],
+)
+def test_dev_prints_the_prefect_ui_next_to_a_given_api(
+    api_url: str, ui_url: str, shown_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", api_url)
+    said: list[str] = []
+    with _prefect_api(said.append) as used:
+        assert used == api_url
+    assert said == [f"Prefect API: {shown_api} (PREFECT_API_URL)", f"Prefect UI:  {ui_url}"]
 
 
 def test_discovery_of_a_missing_folder_says_so(tmp_path: Path) -> None:
@@ -138,6 +165,11 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
         started = descendants(process.pid)
         assert started, "dev started no processes"
         api_url = next(line for line in lines if line.startswith("Prefect API: ")).split()[2]
+        ui_url = next(line for line in lines if line.startswith("Prefect UI: ")).split()[2]
+        assert ui_url == api_url.removesuffix("/api")
+        page = httpx.get(ui_url, timeout=10)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
         assert any(line.startswith("SamaHub: a local fake at http://127.0.0.1:") for line in lines)
         for route in ("/webhook-event", "/dpp-event"):
             # The DPP flow's result goes to dev's fake SamaHub: the run can only complete if

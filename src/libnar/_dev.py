@@ -92,26 +92,38 @@ def _is_flow_file(relative: Path) -> bool:
 
 @contextmanager
 def _prefect_api(say: Callable[[str], None]) -> Iterator[str]:
-    """`PREFECT_API_URL` when set, else a local Prefect server started for this session."""
+    """`PREFECT_API_URL` when set, else a local Prefect server (with its UI) for this session."""
+    from libnar.settings import mask_url
+
     given = os.environ.get("PREFECT_API_URL")
     if given:
-        say(f"Prefect API: {given} (PREFECT_API_URL)")
+        say(f"Prefect API: {mask_url(given)} (PREFECT_API_URL)")
+        say(f"Prefect UI:  {mask_url(_ui_url(given))}")
         yield given
         return
     from libnar._local_stack import PrefectServer
 
-    say("Starting a local Prefect server (about 10 s) ...")
-    server = PrefectServer()
+    say("Starting a local Prefect server (about 15 s) ...")
+    server = PrefectServer(ui=True)
     try:
         server.start()
     except RuntimeError as exc:
         raise DevError(str(exc)) from None
     try:
         say(f"Prefect API: {server.api_url}")
+        say(f"Prefect UI:  {server.ui_url}  (flow runs, logs, deployments)")
         yield server.api_url
     finally:
         say("Stopping the Prefect server ...")
         server.stop()
+
+
+def _ui_url(api_url: str) -> str:
+    """The Prefect UI of an API: `PREFECT_UI_URL` when set, else Prefect's own guess."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        return PREFECT_UI_URL.value() or api_url.removesuffix("/api")
 
 
 def _dev_secrets(env: dict[str, str]) -> dict[str, str]:
