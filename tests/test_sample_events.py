@@ -1,4 +1,4 @@
-"""One answer format everywhere: the example events, the factories and `libnar dev`'s samples.
+"""One answer format everywhere: the examples, the factories, `libnar init` and `libnar dev`.
 
 All three follow SamaHub's delivery format (`reference/answers.md`), so a flow that passes
 with `libnar run examples/...` also passes on the events `libnar dev` and the tests send.
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from libnar import DppEvent, Task, WebhookEvent, nps_flow
+from libnar._build._scaffold import _sample
 from libnar._dev import _sample_request
 from libnar.flow._loading import load_flow
 from libnar.testing import FakeSamaHub, make_dpp_event, make_task, make_webhook_event
@@ -52,6 +53,8 @@ def sample_tasks() -> dict[str, dict[str, Any]]:
     tasks["make_task()"] = make_task().model_dump(mode="json")
     tasks["make_webhook_event()"] = make_webhook_event().task.model_dump(mode="json")
     tasks["make_dpp_event()"] = make_dpp_event().task.model_dump(mode="json")
+    for kind in ("webhook", "dpp"):
+        tasks[f"libnar init --event {kind}"] = _sample(kind, "fun69_new_ptp")["task"]  # type: ignore[assignment]
     tasks["libnar dev webhook sample"] = dev_sample(fun69_any_webhook_ptp)["task"]
     tasks["libnar dev DPP sample"] = dev_sample(fun69_any_dpp_ptp)["task"]
     return tasks
