@@ -14,8 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libnar._dev import DevError, discover_flows
+from libnar._dev import DevError, _prefect_api, discover_flows
 from libnar.testing import free_port
+
+from .without_test_extra import env_without_test_extra
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -51,9 +53,51 @@ def test_discovery_finds_each_flow_once_and_skips_tests_and_broken_files(tmp_pat
     assert any("flow 'a_ptp' skipped, already found in" in w for w in warnings)
 
 
+@pytest.mark.parametrize(
+    ("api_url", "ui_url", "shown_api"),
+    [
+        ("http://127.0.0.1:4200/api", "http://127.0.0.1:4200", "http://127.0.0.1:4200/api"),
+        (
+            "https://api.prefect.cloud/api/accounts/a1/workspaces/w1",
+            "https://app.prefect.cloud/account/a1/workspace/w1",
+            "https://api.prefect.cloud/api/accounts/a1/workspaces/w1",
+        ),
+        (
+            "http://admin:hunter2@prefect.test/api",
+            "http://admin:***@prefect.test",
+            "http://admin:***@prefect.test/api",
+        ),
+    ],
+    ids=["local", "cloud", "credentials"],
+)
+def test_dev_prints_the_prefect_ui_next_to_a_given_api(
+    api_url: str, ui_url: str, shown_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", api_url)
+    said: list[str] = []
+    with _prefect_api(said.append) as used:
+        assert used == api_url
+    assert said == [f"Prefect API: {shown_api} (PREFECT_API_URL)", f"Prefect UI:  {ui_url}"]
+
+
 def test_discovery_of_a_missing_folder_says_so(tmp_path: Path) -> None:
     with pytest.raises(DevError, match="no such folder"):
         discover_flows(tmp_path / "nope")
+
+
+def run_logs(api_url: str, run_id: str, wait: float = 30) -> str:
+    """The messages a flow run logged, once its print has reached the API."""
+    deadline = time.monotonic() + wait
+    while True:
+        logs = httpx.post(
+            f"{api_url}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200},
+            timeout=10,
+        ).json()
+        text = "\n".join(log["message"] for log in logs)
+        if "task " in text or time.monotonic() > deadline:
+            return text
+        time.sleep(1)
 
 
 def descendants(pid: int) -> set[int]:
@@ -87,6 +131,7 @@ def is_running(pid: int) -> bool:
 def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
     tmp_path: Path,
 ) -> None:
+    """As after a plain `pip install libnar`: nothing of the test extra can be imported."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -97,6 +142,7 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
         LIBNAR_OUTBOX_DIR=str(tmp_path / "outbox"),
         PREFECT_HOME=str(tmp_path / "home"),
     )
+    env = env_without_test_extra(tmp_path / "no-test-extra", env)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "libnar.cli", "dev", str(EXAMPLES), "--port", str(port)],
@@ -119,6 +165,11 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
         started = descendants(process.pid)
         assert started, "dev started no processes"
         api_url = next(line for line in lines if line.startswith("Prefect API: ")).split()[2]
+        ui_url = next(line for line in lines if line.startswith("Prefect UI: ")).split()[2]
+        assert ui_url == api_url.removesuffix("/api")
+        page = httpx.get(ui_url, timeout=10)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
         assert any(line.startswith("SamaHub: a local fake at http://127.0.0.1:") for line in lines)
         for route in ("/webhook-event", "/dpp-event"):
             # The DPP flow's result goes to dev's fake SamaHub: the run can only complete if
@@ -139,6 +190,10 @@ def test_dev_serves_the_examples_behind_the_gateway_and_ctrl_c_stops_everything(
                 run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=10).json()
                 state = run["state"]["type"]
                 assert state not in ("FAILED", "CRASHED"), "".join(lines)
+            if route == "/webhook-event":
+                # fun69_label_counts_ptp found the sample's labels (it printed {} when dev's
+                # samples and the examples disagreed on the answer format).
+                assert "{'car': 1, 'pedestrian': 1}" in run_logs(api_url, run_id)
         started |= descendants(process.pid)
     finally:
         process.send_signal(signal.SIGINT)

@@ -3,7 +3,8 @@
 Starts (or reuses) a Prefect server, serves a `<flow>_deploy` deployment of every `@nps_flow`
 in a folder, runs the gateway in front of it, and prints `curl` lines that trigger each flow as
 SamaHub would. Ctrl-C stops everything it started. Layer 4: uses the gateway, the flows and
-`libnar.testing`'s Prefect server and sample events.
+the local stack (`libnar._local_stack`: Prefect server, gateway process, fake SamaHub, sample
+events), none of which needs the test extra.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from libnar.naming import default_deployment_names
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-    from libnar.testing import FakeSamaHub
+    from libnar._local_stack import FakeSamaHub
 
 __all__ = ["DevError", "discover_flows", "run_dev"]
 
@@ -91,26 +92,38 @@ def _is_flow_file(relative: Path) -> bool:
 
 @contextmanager
 def _prefect_api(say: Callable[[str], None]) -> Iterator[str]:
-    """`PREFECT_API_URL` when set, else a local Prefect server started for this session."""
+    """`PREFECT_API_URL` when set, else a local Prefect server (with its UI) for this session."""
+    from libnar.settings import mask_url
+
     given = os.environ.get("PREFECT_API_URL")
     if given:
-        say(f"Prefect API: {given} (PREFECT_API_URL)")
+        say(f"Prefect API: {mask_url(given)} (PREFECT_API_URL)")
+        say(f"Prefect UI:  {mask_url(_ui_url(given))}")
         yield given
         return
-    from libnar.testing import PrefectServer
+    from libnar._local_stack import PrefectServer
 
-    say("Starting a local Prefect server (about 10 s) ...")
-    server = PrefectServer()
+    say("Starting a local Prefect server (about 15 s) ...")
+    server = PrefectServer(ui=True)
     try:
         server.start()
     except RuntimeError as exc:
         raise DevError(str(exc)) from None
     try:
         say(f"Prefect API: {server.api_url}")
+        say(f"Prefect UI:  {server.ui_url}  (flow runs, logs, deployments)")
         yield server.api_url
     finally:
         say("Stopping the Prefect server ...")
         server.stop()
+
+
+def _ui_url(api_url: str) -> str:
+    """The Prefect UI of an API: `PREFECT_UI_URL` when set, else Prefect's own guess."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        return PREFECT_UI_URL.value() or api_url.removesuffix("/api")
 
 
 def _dev_secrets(env: dict[str, str]) -> dict[str, str]:
@@ -148,7 +161,7 @@ def _sample_request(
 ) -> str | None:
     """A curl line that triggers `flow` with a sample event (known to the fake SamaHub)."""
     from libnar._gateway import mint_token
-    from libnar.testing import make_dpp_event, make_webhook_event
+    from libnar._local_stack import make_dpp_event, make_webhook_event
 
     kinds = flow.signature.event_kinds
     event: WebhookEvent | DppEvent
@@ -179,7 +192,7 @@ def _samahub(say: Callable[[str], None]) -> Iterator[FakeSamaHub | None]:
         say("SamaHub: the one SAMA_API_URL / SAMA_DPP_URL point at")
         yield None
         return
-    from libnar.testing import FakeSamaHub, serve_fake_samahub
+    from libnar._local_stack import FakeSamaHub, serve_fake_samahub
 
     with serve_fake_samahub(FakeSamaHub()) as fake:
         os.environ.update(fake.env())
@@ -225,7 +238,7 @@ def run_dev(
 
         env = {**os.environ, "PREFECT_API_URL": api_url}
         keys = _dev_secrets(env)
-        from libnar.testing import GatewayProcess
+        from libnar._local_stack import GatewayProcess
 
         try:
             gateway = stack.enter_context(GatewayProcess(env, host=host, port=port))

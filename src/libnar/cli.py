@@ -1,7 +1,10 @@
 """The `libnar` command: parse arguments, call the layer that does the work, print the outcome.
 
-Exit codes: 0 success, 1 the work itself failed (a failed run, invalid packages), 2 bad
-arguments or bad input files.
+Exit codes, the same for every command: 0 success; 1 the work itself failed (a failed run,
+invalid flow packages, SamaHub or Prefect refused or failed); 2 the command cannot start: bad
+arguments, a bad or missing input file or folder, or a setting that is missing or invalid.
+An error is one line on stderr (a list of problems when there are several); a traceback
+means a bug in libnar.
 """
 
 from __future__ import annotations
@@ -13,14 +16,54 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
+
+
+class _Command(TyperCommand):
+    """A command whose help shows arguments as `KIND` and `[PATH]...`.
+
+    Typer's own help shows them as `{kind}`, `paths... <list[Path]>` and `<str>`: names and
+    Python types where a user expects what to type.
+    """
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+                if param.nargs != 1:
+                    pieces[-1] += "..."
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    return param.metavar or (param.name or "").upper()
+
 
 app = typer.Typer(
     name="libnar",
@@ -31,21 +74,53 @@ app = typer.Typer(
     # Help texts are plain text: "[sama-build]" must not be read as rich markup.
     rich_markup_mode=None,
 )
-out = Console()
-err = Console(stderr=True)
+# Text from users, flows, SamaHub and Prefect is data: these consoles never read markup
+# ("[project]" prints as "[project]"); colour comes only from `Text` styles set here.
+out = Console(markup=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        from platform import python_version
+
+        from libnar import __version__
+
+        try:
+            prefect = version("prefect")
+        except PackageNotFoundError:  # pragma: no cover - prefect is a dependency
+            prefect = "not installed"
+        print(f"libnar {__version__} (Prefect {prefect}, Python {python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print libnar's version (and Prefect's and Python's) and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Write, test, build and trigger NPS flows for SamaHub on Prefect 3."""
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print an error on stderr and return the `Exit` to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print an error on stderr, as plain text, and return the `Exit` to raise."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     return typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(
     kind: Annotated[
         Literal["webhook", "dpp", "result", "task"],
-        typer.Argument(help="Which payload: webhook, dpp, result or task."),
+        typer.Argument(metavar="KIND", help="Which payload: webhook, dpp, result or task."),
     ],
 ) -> None:
     """Print the JSON Schema of a SamaHub payload."""
@@ -54,29 +129,62 @@ def schema(
     print(json.dumps(event_json_schema(kind), indent=2))
 
 
-@app.command()
-def settings() -> None:
+@app.command(cls=_Command)
+def settings(
+    values: Annotated[
+        bool,
+        typer.Option(
+            "--values",
+            help="Show what each setting is now (secrets masked) and where it comes from.",
+        ),
+    ] = False,
+) -> None:
     """Print every setting libnar reads, with its environment variable and default."""
-    from libnar.settings import settings_table
+    from libnar.settings import SettingsError, mask_url, settings_table, settings_values_table
 
-    print(settings_table(), end="")
+    if not values:
+        print(settings_table(), end="")
+        return
+    try:
+        print(settings_values_table(), end="")
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = PREFECT_API_URL.value()
+    print(
+        f"\nPrefect: PREFECT_API_URL = {mask_url(api_url)}"
+        if api_url
+        else "\nPrefect: PREFECT_API_URL is not set (`libnar run` starts an embedded server;"
+        " deploy, deploy-json and the gateway need it)"
+    )
 
 
 # --- build: validate, build, deploy, deploy-json -------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def init(
-    name: Annotated[str, typer.Argument(help="Script name, e.g. fun69_boxes (the type is added).")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Script name, e.g. fun69_boxes (the type is added)."),
+    ],
     script_type: Annotated[
         Literal["ptp", "prp", "utl"],
-        typer.Option("--type", help="ptp post-processing, prp pre-processing, utl utility."),
+        typer.Option(
+            "--type", metavar="TYPE", help="ptp post-processing, prp pre-processing, utl utility."
+        ),
     ] = "ptp",
     event: Annotated[
         Literal["webhook", "dpp", "none"],
-        typer.Option(help="The SamaHub event the flow takes (none: runs on a schedule)."),
+        typer.Option(
+            metavar="KIND",
+            help="The SamaHub event the flow takes: dpp, webhook, or none (runs on a schedule).",
+        ),
     ] = "dpp",
-    flows_dir: Annotated[Path, typer.Option("--dir", help="The flows folder.")] = Path("flows"),
+    flows_dir: Annotated[
+        Path, typer.Option("--dir", metavar="FOLDER", help="The flows folder.")
+    ] = Path("flows"),
 ) -> None:
     """Write a new flow package that follows the NPS rules, with a sample event and a test."""
     from libnar._build import ScaffoldError, write_flow_package
@@ -85,32 +193,47 @@ def init(
         root = write_flow_package(name, script_type, event, flows_dir)
     except ScaffoldError as error:
         raise fail(str(error)) from None
-    out.print(f"[green]created[/] {root}", highlight=False)
+    out.print(Text.assemble(("created", "green"), f" {root}"))
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        out.print(f"  {file.relative_to(root)}", highlight=False)
-    out.print(f"next: libnar validate {root} && pytest {root}", highlight=False)
+        out.print(f"  {file.relative_to(root)}")
+    out.print(f"next: libnar validate {root} && pytest {root}")
 
 
 FlowsPath = Annotated[
     list[Path] | None,
-    typer.Argument(help="Flow packages, or folders to search for them (default: flows/)."),
+    typer.Argument(
+        metavar="PATH",
+        help="Flow packages, or folders to search for them (default: flows/).",
+        show_default=False,
+    ),
 ]
 
 
 def _print_problems(root: Path, problems: list[BuildProblem]) -> None:
     errors = [p for p in problems if p.level == "error"]
-    mark = "[red]x[/]" if errors else "[yellow]![/]"
+    mark = ("x", "red") if errors else ("!", "yellow")
     count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}" if errors else "warnings"
-    out.print(f"{mark} [bold]{root}[/] ({count})", highlight=False)
+    out.print(Text.assemble(mark, " ", (str(root), "bold"), f" ({count})"))
     for problem in problems:
         style = "red" if problem.level == "error" else "yellow"
-        out.print(f"  [{style}]{problem}[/]", highlight=False, soft_wrap=True)
+        out.print(Text.assemble("  ", (str(problem), style)))
 
 
 def _checked(paths: list[Path]) -> list[tuple[Path, FlowPackage | BuildError]]:
     from libnar._build import check_packages
 
-    results = [result for path in paths for result in check_packages(path)]
+    for path in paths:
+        if not path.exists():
+            raise fail(
+                f"{path}: no such folder; give a flow package or a folder of them"
+                " (`libnar init NAME` writes a new package under flows/)"
+            )
+        if not path.is_dir():
+            raise fail(f"{path}: not a folder; give a flow package's folder or a folder of them")
+    try:
+        results = [result for path in paths for result in check_packages(path)]
+    except OSError as exc:
+        raise fail(f"{exc.filename}: {exc.strerror}") from None
     if not results:
         listed = ", ".join(str(p) for p in paths)
         raise fail(f"no flow package (a folder with a pyproject.toml) at or under {listed}")
@@ -133,28 +256,36 @@ def _valid_or_exit(paths: list[Path]) -> list[FlowPackage]:
     return packages
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(paths: FlowsPath = None) -> None:
     """Check flow packages: names, [sama-build], deploy.json, parameters; every problem at once."""
     packages = _valid_or_exit(paths or [Path("flows")])
     deployments = sum(len(p.deployments) for p in packages)
     out.print(
-        f"[green]ok[/] {len(packages)} flow package{'s' if len(packages) != 1 else ''} valid"
-        f" ({deployments} deployment{'s' if deployments != 1 else ''})",
-        highlight=False,
+        Text.assemble(
+            ("ok", "green"),
+            f" {len(packages)} flow package{'s' if len(packages) != 1 else ''} valid"
+            f" ({deployments} deployment{'s' if deployments != 1 else ''})",
+        )
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def build(
-    path: Annotated[Path, typer.Argument(help="A flow package (or a folder of them).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="A flow package (or a folder of them).")
+    ],
     output: Annotated[
         Path | None,
-        typer.Option(help="Where to write prefect.yaml (default: <package>/prefect.yaml)."),
+        typer.Option(
+            metavar="FILE", help="Where to write prefect.yaml (default: PACKAGE/prefect.yaml)."
+        ),
     ] = None,
     output_format: Annotated[
         Literal["table", "yaml", "json"],
-        typer.Option("--format", help="How to print the plan: table, yaml or json."),
+        typer.Option(
+            "--format", metavar="FORMAT", help="How to print the plan: table, yaml or json."
+        ),
     ] = "table",
 ) -> None:
     """Print the deployment plan and write the prefect.yaml that `prefect deploy --all` reads."""
@@ -171,10 +302,10 @@ def build(
         elif output_format == "yaml":
             print(text, end="")
         else:
-            out.print(_plan_table(plan))
+            out.print(_plan_table(plan), soft_wrap=False)
         target = output or package.root / "prefect.yaml"
         target.write_text(text, encoding="utf-8")
-        err.print(f"wrote {target}", highlight=False)
+        err.print(f"wrote {target}")
 
 
 def _plan_table(plan: PackagePlan) -> Table:
@@ -194,7 +325,7 @@ def _plan_table(plan: PackagePlan) -> Table:
     return table
 
 
-@app.command()
+@app.command(cls=_Command)
 def deploy(
     paths: FlowsPath = None,
     create_pools: Annotated[
@@ -205,28 +336,41 @@ def deploy(
     from libnar._build import DeployError, apply_plan_sync, make_plan
 
     packages = _valid_or_exit(paths or [Path("flows")])
+    _require_prefect_api("deployments would go to a temporary local server and be lost")
     table = Table("flow", "deployment", "change", "id")
     style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
     try:
         for package in packages:
             for change in apply_plan_sync(make_plan(package), create_pools=create_pools):
-                action = f"[{style[change.action]}]{change.action}[/]"
-                table.add_row(change.flow_name, change.name, action, change.deployment_id)
+                action = Text(change.action, style=style[change.action])
+                table.add_row(change.flow_name, change.name, action, str(change.deployment_id))
     except DeployError as error:
         raise fail(str(error), 1) from None
-    out.print(table)
+    out.print(table, soft_wrap=False)
 
 
-@app.command("deploy-json")
+def _require_prefect_api(why: str) -> None:
+    """Exit 2, as for every missing setting, when PREFECT_API_URL is not set."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise fail(
+            f"PREFECT_API_URL is not set: {why}; set it to your Prefect API"
+            " (e.g. http://127.0.0.1:4200/api)"
+        )
+
+
+@app.command("deploy-json", cls=_Command)
 def deploy_json(
-    flow: Annotated[str, typer.Argument(help="The flow's name.")],
+    flow: Annotated[str, typer.Argument(metavar="FLOW", help="The flow's name.")],
     deployment: Annotated[
-        str | None, typer.Option(help="Only this deployment of the flow.")
+        str | None, typer.Option(metavar="NAME", help="Only this deployment of the flow.")
     ] = None,
 ) -> None:
     """Print a flow's deployments on PREFECT_API_URL as deploy.json, ready to commit."""
     from libnar._build import DeployError, export_deploy_json_sync
 
+    _require_prefect_api("the deployments are read from your Prefect server")
     try:
         document = export_deploy_json_sync(flow, deployment)
     except DeployError as error:
@@ -237,26 +381,37 @@ def deploy_json(
 # -- libnar run ----------------------------------------------------------------------------
 
 
-def _parse_param(text: str) -> tuple[str, object]:
+def _split_param(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise fail(f"--param {text!r}: expected KEY=VALUE, e.g. --param min_box_px=8")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    return key, value
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
-    target: Annotated[str, typer.Argument(help="The flow file, as PATH.py or PATH.py:FUNCTION.")],
+    target: Annotated[
+        str,
+        typer.Argument(metavar="PATH.py", help="The flow file, as PATH.py or PATH.py:FUNCTION."),
+    ],
     event: Annotated[
         Path | None,
-        typer.Option("--event", "-e", help="A JSON file with the event (webhook or DPP payload)."),
+        typer.Option(
+            "--event",
+            "-e",
+            metavar="FILE",
+            help="A JSON file with the event (webhook or DPP payload).",
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="A flow parameter as KEY=VALUE (VALUE may be JSON)."),
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="A flow parameter, read as its type needs: text as written, JSON for lists,"
+            " dicts and models. Repeat for more.",
+        ),
     ] = None,
     submit: Annotated[
         bool,
@@ -266,7 +421,9 @@ def run(
     """Run a flow once on a local Prefect and print its name, state, duration and result.
 
     Uses PREFECT_API_URL when set, else an embedded Prefect server. A DPP event's own
-    `parameters` apply as they do in production; --param values override them.
+    `parameters` apply as they do in production; --param values override them. A DPP flow's
+    result is sent to SamaHub only with --submit (SAMA_DPP_URL and SAMA_DPP_KEY are checked
+    before the run); the `sent:` line says what was sent.
     """
     # The embedded server would otherwise send usage telemetry from the author's laptop.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -274,7 +431,13 @@ def run(
 
     from libnar.flow import ParameterError
     from libnar.flow._loading import FlowLoadError, load_flow
-    from libnar.flow._local import local_parameters, run_locally
+    from libnar.flow._local import (
+        check_submit,
+        describe_submission,
+        local_parameters,
+        run_locally,
+    )
+    from libnar.settings import SettingsError
 
     try:
         flow = load_flow(target)
@@ -284,20 +447,28 @@ def run(
         body = event.read_bytes() if event is not None else None
     except OSError as exc:
         raise fail(f"--event {event}: {exc.strerror}") from None
+    texts = dict(_split_param(p) for p in param or [])
     try:
-        parameters = local_parameters(flow, body, dict(_parse_param(p) for p in param or []))
+        parameters = local_parameters(flow, body, texts, event_file=str(event))
     except ParameterError as exc:
-        raise fail(f"{event or target}: {exc}") from None
+        raise fail(str(exc)) from None
+    if submit:
+        try:
+            check_submit(flow, parameters)
+        except SettingsError as exc:
+            raise fail(str(exc)) from None
 
-    out.print(f"Running flow [bold]{flow.name}[/] on Prefect ...", highlight=False)
+    out.print(Text.assemble("Running flow ", (flow.name, "bold"), " on Prefect ..."))
     done = run_locally(flow, parameters, submit_result=submit)
     colour = "green" if done.is_completed else "red"
-    out.print(f"run:      [bold]{done.name}[/]", highlight=False)
-    out.print(f"state:    [{colour}]{done.state.name}[/]", highlight=False)
-    out.print(f"duration: {done.seconds:.2f} s", highlight=False)
+    out.print(Text.assemble("run:      ", (done.name, "bold")))
+    out.print(Text.assemble("state:    ", (str(done.state.name), colour)))
+    out.print(f"duration: {done.seconds:.2f} s")
+    sent = describe_submission(flow, parameters, done, submit=submit)
+    if sent is not None:
+        out.print(f"sent:     {sent}")
     if not done.is_completed:
-        err.print(f"[bold red]error:[/] {done.state.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        raise fail(done.state.message or f"the run ended {done.state.name}", 1)
     out.print("result:", highlight=False)
     print(pydantic_core.to_json(done.result(), indent=2, fallback=repr).decode())
 
@@ -320,17 +491,15 @@ def _task_logging() -> None:
 @contextmanager
 def _sama_errors() -> Iterator[None]:
     """Turn SamaHub errors into one line on stderr: exit 2 for settings, 1 for SamaHub."""
-    from rich.markup import escape
-
     from libnar.sama import SamaError
     from libnar.settings import SettingsError
 
     try:
         yield
     except SettingsError as exc:  # also SamaConfigError: a missing or invalid setting
-        raise fail(escape(str(exc)), 2) from None
+        raise fail(str(exc), 2) from None
     except SamaError as exc:
-        raise fail(escape(str(exc)), 1) from None
+        raise fail(str(exc), 1) from None
 
 
 def _parse_since(text: str) -> datetime:
@@ -344,10 +513,12 @@ def _parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-@task_app.command("get")
+@task_app.command("get", cls=_Command)
 def task_get(
-    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
-    task_id: Annotated[str, typer.Argument(help="The task id (24 hex characters).")],
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    task_id: Annotated[
+        str, typer.Argument(metavar="TASK", help="The task id (24 hex characters).")
+    ],
 ) -> None:
     """Print one task as JSON, in delivery format."""
     from libnar.sama import SamaClient
@@ -357,18 +528,22 @@ def task_get(
     print(task.model_dump_json(indent=2))
 
 
-@task_app.command("export")
+@task_app.command("export", cls=_Command)
 def task_export(
-    project_id: Annotated[str, typer.Argument(help="The SamaHub project id.")],
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
     delivered_since: Annotated[
         str,
         typer.Option(
             "--delivered-since",
+            metavar="WHEN",
             help="Export tasks delivered at or after this ISO date or time (UTC if no offset).",
         ),
     ],
     out_file: Annotated[
-        Path, typer.Option("--out", "-o", help="The JSON Lines file to write, one task a line.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="The JSON Lines file to write, one task a line."
+        ),
     ],
 ) -> None:
     """Write the tasks delivered since a time to a JSON Lines file, page by page.
@@ -404,7 +579,7 @@ def task_export(
         raise fail(f"--out {out_file}: {exc.strerror}") from None
     finally:
         partial.unlink(missing_ok=True)
-    out.print(f"exported {count} tasks to {out_file}", highlight=False, soft_wrap=True)
+    out.print(f"exported {count} tasks to {out_file}")
 
 
 # -- libnar gateway ------------------------------------------------------------------------
@@ -416,11 +591,13 @@ gateway_app = typer.Typer(
 app.add_typer(gateway_app, name="gateway")
 
 
-@gateway_app.command("serve")
+@gateway_app.command("serve", cls=_Command)
 def gateway_serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes.")] = 1,
     access_log: Annotated[
         bool,
         typer.Option(help="Log each HTTP request as uvicorn does (the audit line has more)."),
@@ -439,7 +616,7 @@ def gateway_serve(
     serve(host, port, workers=workers, access_log=access_log)
 
 
-@gateway_app.command("replay")
+@gateway_app.command("replay", cls=_Command)
 def gateway_replay(
     force: Annotated[
         bool,
@@ -467,11 +644,15 @@ def gateway_replay(
 # -- libnar dev ----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def dev(
-    flows_dir: Annotated[Path, typer.Argument(help="The folder with your flow files.")],
-    host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the gateway listens on.")] = 8000,
+    flows_dir: Annotated[
+        Path, typer.Argument(metavar="FLOWS_DIR", help="The folder with your flow files.")
+    ],
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address the gateway listens on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port the gateway listens on.")] = 8000,
 ) -> None:
     """Run Prefect, every @nps_flow in FLOWS_DIR and the gateway locally, until Ctrl-C.
 

@@ -7,14 +7,23 @@ Call sites take explicit arguments that override these (e.g. `SamaClient(api_key
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "get_settings", "redact_url", "settings_table"]
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "mask_url",
+    "settings_table",
+    "settings_values_table",
+]
 
 
 class SettingsError(ValueError):
@@ -233,28 +242,22 @@ class Settings(BaseSettings):
     )
 
 
-def redact_url(url: str) -> str:
-    """`url` for logs, messages and answers: a user or password in it is replaced by `***`."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    if "@" not in authority:
-        return url
-    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
-
-
 def get_settings(**overrides: Any) -> Settings:
     """Read settings from the environment now, with keyword overrides applied on top."""
     return Settings(**overrides)
+
+
+def _variable(name: str) -> str:
+    """The environment variable of a settings field."""
+    alias = Settings.model_fields[name].validation_alias
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else name.upper()
 
 
 def settings_table() -> str:
     """The Markdown table of every setting: variable, default and meaning."""
     lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+        env = _variable(name)
         if field.default_factory is not None:
             default = "(empty)"
         elif field.default is None:
@@ -262,4 +265,59 @@ def settings_table() -> str:
         else:
             default = f"`{field.default}`"
         lines.append(f"| `{env}` | {default} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:]*)(?::[^/@]*)?@")
+
+
+def mask_url(text: str) -> str:
+    """`text` with the password of a URL's `user:password@` replaced by `***`."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as `libnar settings --values` shows it: secrets masked."""
+    if isinstance(value, SecretStr):
+        return "*** (set)" if value.get_secret_value() else "(empty)"
+    if isinstance(value, list):
+        if value and all(isinstance(v, SecretStr) for v in value):
+            return f"*** ({len(value)} set)"
+        return ", ".join(map(str, value)) or "(empty)"
+    if value is None:
+        return "(not set)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} -> {v}" for k, v in value.items()) or "(empty)"
+    return mask_url(str(value))
+
+
+def settings_values_table(environ: dict[str, str] | None = None) -> str:
+    """The Markdown table of every setting's current value, secrets masked, and its source.
+
+    Raises:
+        SettingsError: a setting is invalid; one line per problem, naming the variable.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(map(str, error['loc'])).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise SettingsError(
+            f"invalid settings ({len(problems)} problem{'s' * (len(problems) != 1)}):\n  "
+            + "\n  ".join(problems)
+        ) from None
+    names = {key.upper() for key in environ}
+    lines = ["| Variable | Value | From |", "|---|---|---|"]
+    for name in Settings.model_fields:
+        env = _variable(name)
+        if name not in settings.model_fields_set:
+            source = "default"
+        elif env in names:
+            source = "environment"
+        else:
+            source = "`.env`"
+        lines.append(f"| `{env}` | {_shown(getattr(settings, name))} | {source} |")
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -45,10 +46,41 @@ def test_validate_shows_deprecation_warnings_and_passes(tmp_path: Path) -> None:
     assert "ok 1 flow package valid (1 deployment)" in result.output
 
 
+def test_messages_print_brackets_as_written_not_as_markup(tmp_path: Path) -> None:
+    write_package(tmp_path, 'nps-ext = ["slam"]')
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "needs the 'slamus' package in the flow's [project].dependencies" in result.output
+
+
 def test_validate_without_packages_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path)])
     assert result.exit_code == 2
     assert "no flow package (a folder with a pyproject.toml)" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["validate"], ["validate", "nope"], ["build", "nope"], ["deploy"], ["deploy", "nope"]],
+    ids=["validate-default-flows", "validate", "build", "deploy-default-flows", "deploy"],
+)
+def test_a_missing_path_is_one_line_and_exit_2(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no flows/ folder here
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    missing = args[1] if len(args) > 1 else "flows"
+    assert result.output.startswith(f"error: {missing}: no such folder; give a flow package")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_file_instead_of_a_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text("")
+    result = runner.invoke(app, ["validate", str(tmp_path / "flow.py")])
+    assert result.exit_code == 2
+    assert "flow.py: not a folder" in result.output
 
 
 def test_build_writes_prefect_yaml_and_prints_a_table(tmp_path: Path) -> None:

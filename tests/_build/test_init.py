@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import libnar
 from libnar._build import ScaffoldError, package_name
 from libnar.cli import app
 from libnar.testing import PrefectServer, assert_build_valid
 from tests._build.conftest import write_package
 
 runner = CliRunner(env={"COLUMNS": "300"})
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.mark.slow
@@ -46,6 +52,34 @@ def test_init_writes_a_package_that_validates_and_passes_its_test(
     monkeypatch.setenv("LIBNAR_TEST_PREFECT_API_URL", prefect_server.api_url)
     quiet = ["-q", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"]
     assert pytest.main([*quiet, str(root / "tests")]) == 0
+
+
+@pytest.mark.slow
+def test_the_scaffolds_libnar_requirement_resolves_to_a_libnar_wheel(tmp_path: Path) -> None:
+    """The documented wheel route: `pip install --find-links dist` finds this pre-release."""
+    assert runner.invoke(app, ["init", "fun69_boxes", "--dir", str(tmp_path)]).exit_code == 0
+    pyproject = tmp_path / "fun" / "fun69" / "fun69_boxes_ptp" / "pyproject.toml"
+    (requirement,) = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    assert requirement == f"libnar>={libnar.__version__}"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    dist = tmp_path / "dist"
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", dist, ROOT], check=True, timeout=300)
+    report = subprocess.run(
+        [*pip, "install", "--dry-run", "--ignore-installed", "--no-deps", "--no-index",
+         "--find-links", dist, "--report", "-", requirement],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    installs = json.loads(report.stdout)["install"]
+    assert [i["metadata"]["version"] for i in installs] == [libnar.__version__]
+
+
+def test_the_scaffold_says_where_libnar_comes_from(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", "fun69_boxes", "--dir", str(tmp_path)]).exit_code == 0
+    root = tmp_path / "fun" / "fun69" / "fun69_boxes_ptp"
+    assert "libnar is on no public index" in (root / "pyproject.toml").read_text()
+    readme = (root / "README.md").read_text()
+    assert "libnar run fun69_boxes_ptp.py --event sample_dpp_event.json" in readme
+    assert "pip install pytest respx" in readme
 
 
 def test_init_refuses_a_name_that_breaks_the_rule_and_suggests_one(tmp_path: Path) -> None:

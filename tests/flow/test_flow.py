@@ -299,6 +299,20 @@ def test_reserved_or_variadic_parameters_are_refused_at_decoration() -> None:
         def g(event: WebhookEvent, **extra: Any) -> None: ...
 
 
+def test_an_event_parameter_without_annotation_is_refused_at_decoration_with_the_fix() -> None:
+    with pytest.raises(TypeError) as raised:
+
+        @nps_flow
+        def fun69_plain_ptp(event, min_box_px: int = 4) -> None:  # type: ignore[no-untyped-def]
+            ...
+
+    message = str(raised.value)
+    assert "parameter 'event' has no annotation" in message
+    assert "event: DppEvent" in message
+    assert "event: WebhookEvent" in message
+    assert "event: Task" in message
+
+
 def test_options_reach_prefect_and_hooks_run_on_failure() -> None:
     failures: list[str] = []
 

@@ -557,7 +557,7 @@ def test_credentials_in_the_prefect_url_never_reach_logs_or_answers(
             "/webhook-event", json=webhook_body(), headers={"x-auth-token": _token()}
         )
     assert answer.status_code == 503
-    assert "gateway ready: Prefect http://***@127.0.0.1" in caplog.text
+    assert "gateway ready: Prefect http://user:***@127.0.0.1" in caplog.text
     assert "Prefect unavailable" in caplog.text
     assert "prefect-pass" not in caplog.text
 

@@ -302,8 +302,8 @@ def test_make_task_is_a_realistic_delivered_task() -> None:
     assert task.delivered_at is not None
     assert task.created_at is not None
     assert task.delivered_at > task.created_at
-    shapes = task.answers["layers"]["vector_tagging"][0]["shapes"] if task.answers else []
-    assert [s["type"] for s in shapes] == ["rectangle", "rectangle"]
+    groups = task.answers["image"]["layers"]["vector_tagging"] if task.answers else []
+    assert [s["type"] for group in groups for s in group["shapes"]] == ["rectangle", "rectangle"]
     assert parse_event({"task": task.model_dump(mode="json")}).task == task
 
 

@@ -64,7 +64,9 @@ def write_flow_package(
         ),
         f"{full}.py": _FLOW[event].format(name=full),
         f"tests/test_{full}.py": _TEST[event].format(name=full),
-        "README.md": f"# {full}\n\nRun the tests: `pytest`. Check the build: `libnar validate .`\n",
+        "README.md": _README.format(
+            name=full, event=f" --event sample_{event}_event.json" if event != "none" else ""
+        ),
     }
     if event != "none":
         files[f"sample_{event}_event.json"] = json.dumps(_sample(event, full), indent=2) + "\n"
@@ -73,18 +75,50 @@ def write_flow_package(
     return root
 
 
+def _rectangle(index: int, x1: int, y1: int, x2: int, y2: int, **tags: str) -> dict[str, object]:
+    """A vector-layer group of one rectangle; corners top-left, top-right, bottom-left, bottom-right."""
+    points = [[x1, y1], [x2, y1], [x1, y2], [x2, y2]]
+    shape = {"type": "rectangle", "index": index, "points": points, "tags": tags}
+    return {"group_type": None, "shapes": [shape]}
+
+
 def _sample(event: EventKind, name: str) -> dict[str, object]:
+    """A sample event in SamaHub's delivery format, the same as libnar's `examples/events/`."""
+    sign = {"type": "polygon", "index": 4, "points": [[5, 5], [9, 5], [7, 8]], "tags": {"label": "sign"}}
     task: dict[str, object] = {
         "id": "64b7f0c2a1e3d4f5a6b7c8d9",
         "project_id": 10423,
         "state": "delivered",
-        "data": {"image_url": "https://assets.example.invalid/1.jpg"},
-        "answers": {"label": "car"},
+        "created_at": "2023-11-22T18:04:11.052Z",
+        "delivered_at": "2023-11-23T02:31:07.712Z",
+        "data": {"image_url": "https://assets.example.invalid/frames/000123.jpg"},
+        "answers": {
+            "image": {
+                "layers": {
+                    "vector_tagging": [
+                        _rectangle(1, 10, 10, 60, 40, label="car", occluded="0"),
+                        _rectangle(2, 100, 100, 102, 103, label="car", occluded="1"),
+                        _rectangle(3, 200, 50, 260, 120, label="truck", occluded="0"),
+                        {"group_type": None, "shapes": [sign]},
+                    ]
+                }
+            },
+            "weather": "sunny",
+            "quality": {"blurry": "0", "dark": "1"},
+        },
     }
     if event == "dpp":
         return {"name": name, "parameters": {}, "task": {**task, "round": 1}}
     return {"task": task}
 
+
+_README = """\
+# {name}
+
+- Run it once on a local Prefect: `libnar run {name}.py{event}`
+- Run the tests (they need pytest and respx: `pip install pytest respx`): `pytest`
+- Check the build: `libnar validate .`
+"""
 
 _PYPROJECT = """\
 [project]
@@ -92,6 +126,8 @@ name = "{project}"
 version = "0.1.0"
 description = "NPS flow {name}."
 requires-python = ">=3.11"
+# libnar is on no public index: install it first from your package index, a git URL or a
+# wheel (libnar's docs: Getting started, Install); then this line finds it.
 dependencies = ["libnar>={libnar}"]
 
 # How NPS builds and deploys this flow: see `libnar validate` and the build docs.
@@ -210,7 +246,7 @@ def test_sample_event_is_processed() -> None:
     event = WebhookEvent.model_validate(
         json.loads((PACKAGE / "sample_webhook_event.json").read_text())
     )
-    assert {name}(event) == {{"answer_keys": ["label"]}}
+    assert {name}(event) == {{"answer_keys": ["image", "quality", "weather"]}}
 ''',
     "none": _TEST_HEAD
     + '''

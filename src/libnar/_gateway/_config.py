@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from libnar.settings import Settings, SettingsError, get_settings, redact_url
+from libnar.settings import Settings, SettingsError, get_settings, mask_url
 
 __all__ = ["GatewayConfig"]
 
@@ -27,7 +27,7 @@ class GatewayConfig:
     @property
     def shown_prefect_url(self) -> str:
         """Prefect's API URL for logs and answers: credentials in it replaced by `***`."""
-        return redact_url(self.prefect_api_url)
+        return mask_url(self.prefect_api_url)
 
     def __repr__(self) -> str:
         return (

@@ -33,7 +33,7 @@ import httpx
 
 from libnar.events import EventProblem
 from libnar.runs import event_parameter_of
-from libnar.settings import Settings, redact_url
+from libnar.settings import Settings, mask_url
 
 __all__ = [
     "CreatedRun",
@@ -235,7 +235,7 @@ class PrefectTrigger:
         timeout: float = 20.0,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self.shown_url = redact_url(self.api_url)
+        self.shown_url = mask_url(self.api_url)
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self.api_url + "/",

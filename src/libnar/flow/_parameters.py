@@ -168,8 +168,8 @@ def read_signature(fn: Callable[..., Any], flow_name: str) -> FlowSignature:
     """Find the event parameter by its annotation and model the other parameters.
 
     Raises:
-        TypeError: the function takes `*args`/`**kwargs`, uses a reserved name, or has more
-            than one event parameter.
+        TypeError: the function takes `*args`/`**kwargs`, uses a reserved name, has more
+            than one event parameter, or an `event` parameter without annotation.
     """
     signature = inspect.signature(fn)
     # libnar's own models resolve even when imported inside a function (with postponed
@@ -191,6 +191,12 @@ def read_signature(fn: Callable[..., Any], flow_name: str) -> FlowSignature:
             raise TypeError(
                 f"@nps_flow {flow_name}: parameter '{p.name}' is variadic; give each parameter"
                 " a name and a type so runs can be validated"
+            )
+        if p.name == "event" and p.name not in hints:
+            raise TypeError(
+                f"@nps_flow {flow_name}: parameter 'event' has no annotation, so libnar cannot"
+                " tell which event the flow takes; annotate it: event: DppEvent (custom"
+                " post-processing), event: WebhookEvent (webhooks) or event: Task (either)"
             )
         annotation = hints.get(p.name, Any)
         kinds = _event_kinds(annotation)

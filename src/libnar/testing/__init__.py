@@ -8,6 +8,11 @@ Fixtures:
     postgres_server: one real PostgreSQL server on 127.0.0.1 for the session (skipped, with
         the reason, where the server binaries are not installed); see `PostgresServer`.
 
+Helpers (re-exported from the local stack, `libnar._local_stack`, which `libnar dev` runs
+without the test extra): `PrefectServer`, `GatewayProcess`, `free_port`, `FakeSamaHub`,
+`FakeCall`, `serve_fake_samahub`, and the sample payload factories `make_task`,
+`make_webhook_event`, `make_dpp_event`, `make_task_id`.
+
 Importing this module is cheap: fixtures import Prefect or the fake SamaHub only when used.
 """
 
@@ -20,16 +25,21 @@ from typing import TYPE_CHECKING
 import pytest
 
 from libnar._lazy import lazy_exports
+from libnar._local_stack import (
+    GatewayProcess,
+    PrefectServer,
+    free_port,
+    make_dpp_event,
+    make_task,
+    make_task_id,
+    make_webhook_event,
+)
 from libnar.testing._build import assert_build_valid
-from libnar.testing._factories import make_dpp_event, make_task, make_task_id, make_webhook_event
 from libnar.testing._fixtures_samahub import fake_samahub
-from libnar.testing._gateway import GatewayProcess
 from libnar.testing._postgres import PostgresServer, PostgresUnavailable
-from libnar.testing._prefect import PrefectServer, free_port
 
 if TYPE_CHECKING:
-    from libnar.testing._fake_samahub import FakeCall, FakeSamaHub
-    from libnar.testing._fake_server import serve_fake_samahub
+    from libnar._local_stack import FakeCall, FakeSamaHub, serve_fake_samahub
 
 __all__ = [
     "FakeCall",
@@ -49,13 +59,10 @@ __all__ = [
     "serve_fake_samahub",
 ]
 
-# Imported on first access only: they need respx and httpx.
+# Imported on first access only: the fake costs more to import than the rest together.
 __getattr__ = lazy_exports(
     __name__,
-    {
-        "libnar.testing._fake_samahub": ["FakeCall", "FakeSamaHub"],
-        "libnar.testing._fake_server": ["serve_fake_samahub"],
-    },
+    {"libnar._local_stack": ["FakeCall", "FakeSamaHub", "serve_fake_samahub"]},
 )
 
 

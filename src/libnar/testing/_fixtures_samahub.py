@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from libnar.testing._fake_samahub import FakeSamaHub
+    from libnar._local_stack._fake_samahub import FakeSamaHub
 
 __all__ = ["fake_samahub"]
 
@@ -20,7 +20,7 @@ def fake_samahub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSamaHub]:
     Sets `SAMA_API_URL`, `SAMA_API_KEY`, `SAMA_DPP_URL` and `SAMA_DPP_KEY`, so code that
     creates a `SamaClient()` from settings talks to the fake.
     """
-    from libnar.testing._fake_samahub import FakeSamaHub
+    from libnar._local_stack._fake_samahub import FakeSamaHub
 
     fake = FakeSamaHub()
     for name, value in fake.env().items():

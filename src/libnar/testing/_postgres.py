@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Self
 
-from libnar.testing._child import ChildServer
-from libnar.testing._prefect import free_port
+from libnar._local_stack._child import ChildServer
+from libnar._local_stack._prefect import free_port
 
 __all__ = ["PostgresServer", "PostgresUnavailable", "find_postgres_bin"]
 

@@ -19,18 +19,32 @@ def box_size(points: list[list[float]]) -> float:
     return min(max(xs) - min(xs), max(ys) - min(ys))
 
 
+def is_vector_output(value: Any) -> bool:
+    """Whether an answer is an image output: `{"layers": {"vector_tagging": [group, ...]}}`."""
+    return isinstance(value, dict) and "vector_tagging" in (value.get("layers") or {})
+
+
 def drop_small_boxes(answers: dict[str, Any], min_box_px: int) -> dict[str, Any]:
-    """A copy of `answers` without rectangles whose smaller side is under `min_box_px`."""
-    layers = answers.get("layers", {})
-    kept_layers = []
-    for layer in layers.get("vector_tagging", []):
-        shapes = [
-            shape
-            for shape in layer.get("shapes", [])
-            if shape.get("type") != "rectangle" or box_size(shape["points"]) >= min_box_px
-        ]
-        kept_layers.append({**layer, "shapes": shapes})
-    return {**answers, "layers": {**layers, "vector_tagging": kept_layers}}
+    """A copy of `answers` without rectangles whose smaller side is under `min_box_px`.
+
+    Each image output holds groups of shapes; a group left without shapes is dropped. Other
+    answers (dropdowns, checkboxes, ...) are kept as they are.
+    """
+    kept: dict[str, Any] = {}
+    for name, value in answers.items():
+        if is_vector_output(value):
+            groups = []
+            for group in value["layers"]["vector_tagging"]:
+                shapes = [
+                    shape
+                    for shape in group.get("shapes", [])
+                    if shape.get("type") != "rectangle" or box_size(shape["points"]) >= min_box_px
+                ]
+                if shapes:
+                    groups.append({**group, "shapes": shapes})
+            value = {**value, "layers": {**value["layers"], "vector_tagging": groups}}
+        kept[name] = value
+    return kept
 
 
 @nps_flow(retries=2, retry_delay_seconds=10)

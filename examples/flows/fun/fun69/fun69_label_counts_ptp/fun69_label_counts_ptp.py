@@ -12,7 +12,7 @@ from libnar import TaskState, WebhookEvent, nps_flow
 
 @nps_flow(log_prints=True)
 def fun69_label_counts_ptp(event: WebhookEvent, tag: str = "label") -> dict[str, int]:
-    """Count each value of `tag` over the task's shapes.
+    """Count each value of `tag` over the shapes of the task's image outputs.
 
     Args:
         event: The webhook SamaHub sent when the task changed state.
@@ -22,10 +22,14 @@ def fun69_label_counts_ptp(event: WebhookEvent, tag: str = "label") -> dict[str,
         print(f"task {event.task.id} is {event.task.state}; nothing to count yet")
         return {}
     counts: Counter[str] = Counter()
-    for layer in (event.task.answers or {}).get("layers", {}).get("vector_tagging", []):
-        for shape in layer.get("shapes", []):
-            value = shape.get("tags", {}).get(tag)
-            if value is not None:
-                counts[str(value)] += 1
+    for value in (event.task.answers or {}).values():
+        # An image output: {"layers": {"vector_tagging": [{"shapes": [...]}, ...]}}.
+        if not isinstance(value, dict):
+            continue
+        for group in (value.get("layers") or {}).get("vector_tagging", []):
+            for shape in group.get("shapes", []):
+                label = shape.get("tags", {}).get(tag)
+                if label is not None:
+                    counts[str(label)] += 1
     print(f"task {event.task.id}: {dict(counts)}")
     return dict(counts)

@@ -1,7 +1,7 @@
-"""A real `prefect server` for tests: one subprocess on 127.0.0.1 with its own PREFECT_HOME.
+"""A real `prefect server`: one subprocess on 127.0.0.1 with its own PREFECT_HOME.
 
-Tests that run flows against one server started once are much faster than a harness per test
-module (a fresh server takes about 10 s to answer). The server's database lives in a temporary
+`libnar dev` runs one for the session; tests that run flows against one server started once
+are much faster than a harness per test module (a fresh server takes about 10 s to answer). The server's database lives in a temporary
 directory and is gone when the server stops.
 """
 
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from libnar.testing._child import ChildServer, stop_child, wait_until_answering
+from libnar._local_stack._child import ChildServer, stop_child, wait_until_answering
 
 __all__ = ["PrefectServer", "free_port"]
 
@@ -29,6 +29,8 @@ def free_port() -> int:
 class PrefectServer(ChildServer):
     """Start and stop `prefect server start` on 127.0.0.1 with a temporary home.
 
+    The UI is off unless `ui=True` (`libnar dev` turns it on; tests need no UI).
+
     Example:
         ```python
         with PrefectServer() as server:
@@ -36,16 +38,24 @@ class PrefectServer(ChildServer):
         ```
     """
 
-    def __init__(self, home: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, home: Path | None = None, port: int | None = None, *, ui: bool = False
+    ) -> None:
         self._tmp = None if home else tempfile.TemporaryDirectory(prefix="libnar-prefect-")
         self.home = home or Path(self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
+        self.ui = ui
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def api_url(self) -> str:
         """The server's API URL, for `PREFECT_API_URL`."""
         return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str | None:
+        """The Prefect UI's URL, when the server serves it (`ui=True`)."""
+        return f"http://127.0.0.1:{self.port}" if self.ui else None
 
     def environment(self) -> dict[str, str]:
         """Environment for the server process and for clients of it."""
@@ -55,7 +65,7 @@ class PrefectServer(ChildServer):
             "PREFECT_API_URL": self.api_url,
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_UI_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
             "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }

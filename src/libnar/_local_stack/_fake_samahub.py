@@ -18,15 +18,17 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote
 
 import httpx
-import respx
 from pydantic import ValidationError
 
+from libnar._local_stack._factories import make_task_id
 from libnar.events import DppEvent, DppResult, Task, WebhookEvent
-from libnar.testing._factories import make_task_id
+
+if TYPE_CHECKING:
+    import respx
 
 __all__ = ["DEFAULT_API_URL", "DEFAULT_DPP_URL", "ROUTES", "FakeCall", "FakeSamaHub"]
 
@@ -210,6 +212,8 @@ class FakeSamaHub:
     def start(self) -> Self:
         """Start answering httpx requests to the fake's URLs (respx)."""
         if self._router is None:
+            import respx  # a test extra: serving the fake over HTTP (libnar dev) needs none
+
             router = respx.MockRouter(assert_all_called=False, assert_all_mocked=False)
             router.route(url__startswith=self.api_url + "/").mock(side_effect=self.handle)
             router.route(url__startswith=self.dpp_url + "/").mock(side_effect=self.handle)

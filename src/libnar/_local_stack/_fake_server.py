@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from libnar.testing._fake_samahub import FakeSamaHub
+from libnar._local_stack._fake_samahub import FakeSamaHub
 
 __all__ = ["serve_fake_samahub"]
 

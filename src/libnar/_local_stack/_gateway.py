@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from libnar.testing._child import ChildServer, stop_child, wait_until_answering
-from libnar.testing._prefect import free_port
+from libnar._local_stack._child import ChildServer, stop_child, wait_until_answering
+from libnar._local_stack._prefect import free_port
 
 __all__ = ["GatewayProcess"]
 

@@ -1,7 +1,11 @@
-"""Realistic SamaHub payloads for tests: tasks, webhook events and DPP events.
+"""Realistic SamaHub payloads: tasks, webhook events and DPP events.
 
-Values follow `reference/samahub.md`: 24-hex ids, ISO-8601 UTC timestamps with milliseconds,
-inputs as strings, answers with a dropdown, a checkbox group and a vector layer.
+Values follow SamaHub's delivery format (`reference/samahub.md`, `reference/answers.md`):
+24-hex ids, ISO-8601 UTC timestamps with milliseconds, inputs as strings, and answers with an
+image output (`{"layers": {"vector_tagging": [group, ...]}}`, one rectangle per group, its 4
+corners top-left, top-right, bottom-left, bottom-right, tagged with `label`), a dropdown, a
+multi-level menu and checkboxes: the same format as `examples/events/`. Tests and
+`libnar dev`'s sample requests use them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 from libnar.events import DppEvent, Task, WebhookEvent
 
-__all__ = ["make_dpp_event", "make_task", "make_task_id", "make_webhook_event"]
+__all__ = ["box", "make_dpp_event", "make_task", "make_task_id", "make_webhook_event"]
 
 _EPOCH = datetime(2024, 5, 2, 9, 14, 3, 120000, tzinfo=UTC)
 _serial = itertools.count()
@@ -23,6 +27,27 @@ _UNDELIVERED = {"new", "in progress"}
 def make_task_id() -> str:
     """Return a new random task id: 24 hexadecimal characters, like SamaHub's."""
     return secrets.token_hex(12)
+
+
+def box(
+    index: int, top_left: tuple[int, int], bottom_right: tuple[int, int], **tags: str
+) -> dict[str, Any]:
+    """A vector-layer group holding one rectangle, as SamaHub delivers it.
+
+    The 4 corners come in SamaHub's order: top-left, top-right, bottom-left, bottom-right.
+    """
+    (x1, y1), (x2, y2) = top_left, bottom_right
+    return {
+        "group_type": None,
+        "shapes": [
+            {
+                "type": "rectangle",
+                "index": index,
+                "points": [[x1, y1], [x2, y1], [x1, y2], [x2, y2]],
+                "tags": tags,
+            }
+        ],
+    }
 
 
 def _stamp(when: datetime) -> str:
@@ -43,29 +68,17 @@ def _task_fields(overrides: dict[str, Any]) -> dict[str, Any]:
             "frame_index": str(n),
         },
         "answers": {
+            "image": {
+                "layers": {
+                    "vector_tagging": [
+                        box(1, (104, 212), (318, 377), label="car", occluded="0"),
+                        box(2, (402, 198), (409, 203), label="pedestrian", occluded="1"),
+                    ]
+                }
+            },
             "weather": "clear",
             "vehicle_type": "car|sedan",
             "flags": {"blurry": "0", "occluded": "1"},
-            "layers": {
-                "vector_tagging": [
-                    {
-                        "shapes": [
-                            {
-                                "type": "rectangle",
-                                "index": 1,
-                                "points": [[104, 212], [318, 212], [318, 377], [104, 377]],
-                                "tags": {"class": "car", "truncated": "0"},
-                            },
-                            {
-                                "type": "rectangle",
-                                "index": 2,
-                                "points": [[402, 198], [409, 198], [409, 203], [402, 203]],
-                                "tags": {"class": "pedestrian", "truncated": "1"},
-                            },
-                        ]
-                    }
-                ]
-            },
         },
         "created_at": _stamp(created),
         "delivered_at": _stamp(created + timedelta(hours=7, seconds=n % 60)),
