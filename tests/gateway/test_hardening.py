@@ -642,3 +642,29 @@ def test_replay_command_reports_bad_entries_and_replays_the_rest(
     assert "not a valid entry" in reasons["cut.json"]
     assert "deployment" in reasons["long-name.json"]
     assert (tmp_path / "elsewhere.json").exists()
+
+
+def test_an_async_flow_fetches_its_reference_and_a_wrong_token_fails_the_run(
+    public_gateway: RunningGateway,
+) -> None:
+    from libnar import DppEvent, nps_flow
+    from libnar.flow._local import local_run_settings
+
+    body = dpp_body(parameters={"min_box_px": 5})
+    body["task"]["data"]["frames"] = ["y" * 100] * 7000
+    with public_gateway.client() as client:
+        answer = client.post("/dpp-event", json=body, headers=DPP)
+    assert answer.status_code == 200, answer.text
+    parameters = read_run(answer.json()["flow_run_id"]).parameters
+
+    @nps_flow(name="gw_dpp_ptp", submit_result=False)
+    async def probe(event: DppEvent, min_box_px: int = 4) -> int:
+        return len(event.task.data["frames"])
+
+    forged = json.loads(json.dumps(parameters))
+    forged["event"]["libnar_claim"]["token"] = "0" * 64
+    with local_run_settings():
+        assert asyncio.run(probe(**parameters)) == 7000
+        state = asyncio.run(probe(**forged, return_state=True))
+    assert state.is_failed()
+    assert "refused the claim's token" in str(state.message)
