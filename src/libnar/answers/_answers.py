@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 import pydantic_core
 from pydantic import BeforeValidator, Discriminator, Tag, TypeAdapter, ValidationError
 
+from libnar.answers._base import RECEIVED
 from libnar.answers._shapes import ImageOutput, Shape
 from libnar.answers._values import (
     checkbox_value,
@@ -91,20 +92,36 @@ _OUTPUTS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, _Output])
 _OUTPUT: TypeAdapter[Any] = TypeAdapter(_Output)
 
 
-def _problems(error: ValidationError, prefix: str = "answers") -> list[EventProblem]:
-    problems = []
+#: Names pydantic puts in an error's location for the member of a union that was tried.
+_UNION_MEMBERS = frozenset({"int", "float", "str", "list[KeyLocation]", "KeyLocation"})
+
+
+def _problems(
+    error: ValidationError, prefix: str = "answers", tag_at: int = 1
+) -> list[EventProblem]:
+    """One problem per path: pydantic's errors with union members folded together."""
+    found: dict[str, tuple[str, list[str]]] = {}
     for item in error.errors(include_url=False):
         path = prefix
-        for part in item["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            elif part not in ("image", "video", "other"):  # the union's tags
-                path += f".{part}"
-        message = str(item["msg"]).removeprefix("Input should be ")
-        problems.append(
-            EventProblem(path=path, found=short_text(item.get("input")), expected=message)
-        )
-    return problems
+        for position, part in enumerate(item["loc"]):
+            if position == tag_at or part in _UNION_MEMBERS:
+                continue  # which kind of output, or which member of a union, was tried
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if item["type"] == "missing":
+            what, expected = "nothing", "a value (this field is required)"
+        else:
+            what = short_text(item.get("input"))
+            expected = str(item["msg"]).removeprefix("Input should be ")
+            expected = {"a valid integer": "a number", "a valid number": "a number"}.get(
+                expected, expected
+            )
+        _, wanted = found.setdefault(path, (what, []))
+        if expected not in wanted:
+            wanted.append(expected)
+    return [
+        EventProblem(path=path, found=what, expected=" or ".join(wanted))
+        for path, (what, wanted) in found.items()
+    ]
 
 
 class Answers:
@@ -126,7 +143,9 @@ class Answers:
     def __init__(self, outputs: Mapping[str, Any] | None = None) -> None:
         """Parse answers from a mapping of output names to JSON values (or typed outputs)."""
         try:
-            self._outputs: dict[str, Any] = _OUTPUTS.validate_python(dict(outputs or {}))
+            self._outputs: dict[str, Any] = _OUTPUTS.validate_python(
+                dict(outputs or {}), context=RECEIVED
+            )
         except ValidationError as exc:
             raise AnswersError(
                 "the answers do not follow SamaHub's formats (reference/answers.md):",
@@ -173,10 +192,11 @@ class Answers:
     def __setitem__(self, name: str, value: Any) -> None:
         """Set an output: a string, checkboxes, an `ImageOutput`, video groups, or JSON."""
         try:
-            self._outputs[name] = _OUTPUT.validate_python(value)
+            self._outputs[name] = _OUTPUT.validate_python(value, context=RECEIVED)
         except ValidationError as exc:
             raise AnswersError(
-                f"answers[{name!r}] cannot be set to this value:", _problems(exc, f"answers.{name}")
+                f"answers[{name!r}] cannot be set to this value:",
+                _problems(exc, f"answers.{name}", tag_at=0),
             ) from None
 
     def __delitem__(self, name: str) -> None:

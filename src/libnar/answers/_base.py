@@ -3,12 +3,13 @@
 A model parsed from SamaHub's JSON dumps to exactly that JSON: fields it did not have are not
 invented (no `"index": null` added), unknown fields come back unchanged, ints stay ints and
 floats floats. A model built in code (`Shape(type="point", ...)`) dumps every field it was given
-plus the ones SamaHub expects (`_emit`), so edited answers are complete.
+plus the ones SamaHub expects (`_emit`), so edited answers are complete. Which is which is told
+by the validation context: `Model.read(data)` and `Answers` parse with `RECEIVED`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, TypeAlias
+from typing import Annotated, Any, ClassVar, Self, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -19,7 +20,11 @@ from pydantic import (
     model_serializer,
 )
 
-__all__ = ["AnswerModel", "Number", "Point", "StrictInt"]
+__all__ = ["RECEIVED", "AnswerModel", "Number", "Point", "StrictInt"]
+
+#: The validation context of data read from SamaHub (`AnswerModel.read`, `Answers`): such
+#: models dump exactly what was read, adding no field.
+RECEIVED: dict[str, bool] = {"libnar.answers.received": True}
 
 #: A coordinate: an int stays an int and a float a float (`1315` is not `1315.0`). Strict, so
 #: that a string or a boolean is refused instead of silently turned into a number.
@@ -42,9 +47,15 @@ class AnswerModel(BaseModel):
     #: Fields a model built in code always dumps (when not None): what SamaHub expects.
     _emit: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, **data: Any) -> None:
-        # Parsing (`model_validate`) does not come here: only models built in code do.
-        super().__init__(**data)
+    @classmethod
+    def read(cls, data: Any) -> Self:
+        """Parse SamaHub's JSON data: the model dumps back to exactly that data."""
+        return cls.model_validate(data, context=RECEIVED)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Mark the fields SamaHub expects as set on models built in code, not on parsed ones."""
+        if context is RECEIVED or not self._emit:
+            return
         for name in self._emit:
             if getattr(self, name) is not None:
                 self.__pydantic_fields_set__.add(name)

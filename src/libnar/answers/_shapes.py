@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from libnar.answers._base import AnswerModel, Number, Point, StrictInt
+from libnar.answers._base import RECEIVED, AnswerModel, Number, Point, StrictInt
 from libnar.answers._values import checked_options, menu_levels
 
 __all__ = [
@@ -115,9 +115,10 @@ class Group(AnswerModel):
     group_type: Any = Field(default=None, description="null in every SamaHub example.")
     shapes: list[Shape] = Field(default_factory=list)
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self.__pydantic_fields_set__.add("group_type")  # SamaHub writes it, null or not
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        if context is not RECEIVED:
+            self.__pydantic_fields_set__.add("group_type")  # SamaHub writes it, null or not
 
 
 class RasterLayer(AnswerModel):
@@ -138,9 +139,10 @@ class ImageOutput(AnswerModel):
 
     layers: Layers = Field(default_factory=Layers)
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self.__pydantic_fields_set__.add("layers")
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        if context is not RECEIVED:
+            self.__pydantic_fields_set__.add("layers")
 
     @property
     def groups(self) -> list[Group]:

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from libnar.answers._base import AnswerModel, Number, Point, StrictInt
+from libnar.answers._base import RECEIVED, AnswerModel, Number, Point, StrictInt
 from libnar.answers._shapes import BBox, _Tagged, bbox_of
 
 __all__ = [
@@ -366,7 +366,7 @@ class VideoShape(_Tagged):
             stored = [stored]
         if not isinstance(stored, list) or not 0 <= frame < len(stored):
             return None
-        return Location.model_validate(stored[frame])
+        return Location.read(stored[frame])
 
     def update_locations(self, frame_count: int) -> None:
         """Rewrite `locations` from the key locations, one entry per frame (after edits)."""
@@ -390,9 +390,10 @@ class VideoGroup(AnswerModel):
     frame_count: StrictInt | None = None
     shapes: list[VideoShape] = Field(default_factory=list)
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self.__pydantic_fields_set__.add("group_type")
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        if context is not RECEIVED:
+            self.__pydantic_fields_set__.add("group_type")
 
     def update_locations(self) -> None:
         """Rewrite every shape's `locations` for `frame_count` frames (after edits)."""
