@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from libnar._lazy import lazy_exports
 from libnar._local_stack._child import ChildServer, stop_child, wait_until_answering
 from libnar._local_stack._factories import (
+    box,
     make_creation_schema,
     make_delivery_schema,
     make_dpp_event,
@@ -42,6 +43,7 @@ __all__ = [
     "FakeSamaHub",
     "GatewayProcess",
     "PrefectServer",
+    "box",
     "free_port",
     "make_creation_schema",
     "make_delivery_schema",

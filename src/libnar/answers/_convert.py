@@ -124,12 +124,14 @@ class UnsupportedShapes:
         """Raise `ConversionError` (mode "error") or log a warning (mode "skip")."""
         if not self._problems:
             return
+        total = self._types.total()
         counts = ", ".join(f"{n} {t}" for t, n in sorted(self._types.items()))
+        what = f"{total} shape{'s' * (total != 1)} ({counts})"
         if self._mode == "skip":
-            logger.warning("%s: left out shapes it cannot hold: %s", self._fmt, counts)
+            logger.warning("%s: left out %s it cannot convert", self._fmt, what)
             return
         raise ConversionError(
-            f"{self._fmt} cannot hold {counts}; pass unsupported='skip' to leave them out:",
+            f"{self._fmt}: {what} cannot be converted; pass unsupported='skip' to leave them out:",
             self._problems,
         )
 

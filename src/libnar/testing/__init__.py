@@ -28,6 +28,7 @@ from libnar._lazy import lazy_exports
 from libnar._local_stack import (
     GatewayProcess,
     PrefectServer,
+    box,
     free_port,
     make_creation_schema,
     make_delivery_schema,
@@ -51,6 +52,7 @@ __all__ = [
     "PostgresServer",
     "PrefectServer",
     "assert_build_valid",
+    "box",
     "fake_samahub",
     "free_port",
     "make_creation_schema",
