@@ -33,6 +33,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import pydantic_core
 from pydantic import Field
 
 from libnar.answers._base import RECEIVED, AnswerModel, Number, Point, StrictInt
@@ -230,6 +231,16 @@ def _angle_between(start: float, end: float, share: float) -> float:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
+def _put_locations(data: dict[str, Any], shape: VideoShape) -> None:
+    """Add a shape's `locations` to its dumped data, copied through JSON text.
+
+    pydantic copies a plain JSON field value by value, three times slower than writing it
+    as JSON and reading it back (what a 2 MB video answer's `to_dict()` spends its time on).
+    """
+    if "locations" in shape.model_fields_set:
+        data["locations"] = pydantic_core.from_json(pydantic_core.to_json(shape.locations))
+
+
 def _linear(start: Number, end: Number, share: float) -> float:
     return start + (end - start) * share
 
@@ -368,6 +379,12 @@ class VideoShape(_Tagged):
             return None
         return Location.read(stored[frame])
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return the shape as JSON-ready data (as SamaHub would send it)."""
+        data = self.model_dump(mode="json", exclude={"locations"})
+        _put_locations(data, self)
+        return data
+
     def update_locations(self, frame_count: int) -> None:
         """Rewrite `locations` from the key locations, one entry per frame (after edits)."""
         if frame_count < 0:
@@ -394,6 +411,13 @@ class VideoGroup(AnswerModel):
         super().model_post_init(context)
         if context is not RECEIVED:
             self.__pydantic_fields_set__.add("group_type")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the group as JSON-ready data (as SamaHub would send it)."""
+        data = self.model_dump(mode="json", exclude={"shapes": {"__all__": {"locations"}}})
+        for shape_data, shape in zip(data.get("shapes", ()), self.shapes, strict=True):
+            _put_locations(shape_data, shape)
+        return data
 
     def update_locations(self) -> None:
         """Rewrite every shape's `locations` for `frame_count` frames (after edits)."""
