@@ -435,6 +435,7 @@ def test_a_batch_by_file_creates_its_tasks_on_continue(fake_samahub: FakeSamaHub
         pytest.param("put-after-continue", 403, "Request has expired or the URL is not valid", id="late-put"),
         pytest.param("put-with-key", 400, "A tasks_put_url takes no access_key: the API key would leak", id="key-leak"),
         pytest.param("put-not-a-list", 400, "The tasks file must be a JSON array of tasks", id="not-a-list"),
+        pytest.param("put-unsigned", 403, "The request signature does not match: use tasks_put_url as given", id="unsigned"),
         pytest.param("both-ways", 400, "Send either tasks or tasks_file_name, not both", id="both"),
     ],
 )  # fmt: skip
@@ -465,6 +466,8 @@ def test_the_file_path_refuses_what_samahub_would(
             response = httpx.put(url, params={"access_key": fake_samahub.api_key}, json=[])
         elif step == "put-not-a-list":
             response = httpx.put(url, json={"tasks": []})
+        elif step == "put-unsigned":
+            response = httpx.put(url.split("?")[0], json=[])
         else:
             response = httpx.put(url, json=[])
     assert response.status_code == status

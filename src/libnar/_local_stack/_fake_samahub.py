@@ -226,6 +226,8 @@ def _upload_tasks(state: FakeState, req: FakeRequest) -> httpx.Response:
     batch = state.uploads.get(req.ids["token"])
     if batch is None or batch.state != "pending":
         raise FakeError(403, "Request has expired or the URL is not valid")
+    if req.params.get("X-Amz-Signature") != batch.upload_signature:
+        raise FakeError(403, "The request signature does not match: use tasks_put_url as given")
     if req.body is _NOT_JSON or not isinstance(req.body, list):
         raise FakeError(400, "The tasks file must be a JSON array of tasks")
     batch.uploaded = req.body

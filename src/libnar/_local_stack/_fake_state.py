@@ -61,6 +61,7 @@ class FakeBatch:
     failed: list[dict[str, Any]] = field(default_factory=list)
     #: The file-upload path: where the tasks file goes, and what was put there.
     upload_token: str | None = None
+    upload_signature: str | None = None
     uploaded: list[Any] | None = None
 
 
@@ -123,10 +124,15 @@ class FakeState:
         return batch
 
     def new_upload(self, batch: FakeBatch, file_name: str) -> str:
-        """Open the tasks file of a batch; return its URL (presigned: no `access_key`)."""
+        """Open the tasks file of a batch; return its URL, presigned as storage URLs are.
+
+        The URL carries its own signature in the query (and never the API key).
+        """
         batch.upload_token = secrets.token_hex(8)
+        batch.upload_signature = secrets.token_hex(16)
         self.uploads[batch.upload_token] = batch
-        return f"{self.upload_url}/{batch.upload_token}/{file_name}"
+        query = f"X-Amz-Expires=14400&X-Amz-Signature={batch.upload_signature}"
+        return f"{self.upload_url}/{batch.upload_token}/{file_name}?{query}"
 
     def update(self, pid: str, tid: str, changes: Mapping[str, Any]) -> Task:
         task = self.tasks[pid][tid]
