@@ -121,7 +121,10 @@ class SamaTaskDataError(SamaValidationError):
     `problems` holds one line per problem: `tasks[3].data.url: found 3; expected a string`.
     """
 
-    hint = "fix the inputs named (the project's schema: get_creation_schema(pid))"
+    hint = (
+        "fix the inputs named (the project's schema: get_creation_schema(pid), or"
+        " libnar task schema PID)"
+    )
 
     def __init__(self, summary: str, problems: list[str], **kwargs: Any) -> None:
         super().__init__(summary, **kwargs)
