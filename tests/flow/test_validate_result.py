@@ -85,13 +85,18 @@ async def test_an_async_flow_is_checked_too(fake_samahub: FakeSamaHub) -> None:
     assert fake_samahub.dpp_results == {}
 
 
-def test_without_validate_result_the_schema_is_not_fetched(fake_samahub: FakeSamaHub) -> None:
+def test_without_validate_result_samahub_refuses_the_result_itself(
+    fake_samahub: FakeSamaHub,
+) -> None:
     event = _project_with_schema(fake_samahub)
 
     state = fun69_unchecked_ptp(event, return_state=True)
 
-    assert state.is_completed()  # SamaHub itself would refuse it; libnar was not asked to check
+    assert state.is_failed()  # after the round trip, with SamaHub's first problem only
+    assert "400" in (state.message or "")
     assert fake_samahub.calls("delivery_schema") == []
+    assert len(fake_samahub.calls("post_processed")) == 1
+    assert fake_samahub.dpp_results == {}
 
 
 def test_validate_result_survives_with_options() -> None:

@@ -538,3 +538,26 @@ def test_make_video_answers_makes_3d_cuboids() -> None:
     assert cuboid.type == "cuboid"
     assert cuboid.keyframes[0].is_3d
     assert len(cuboid.at(2).points or []) == 8
+
+
+def test_dpp_results_breaking_the_delivery_schema_are_refused(fake_samahub: FakeSamaHub) -> None:
+    from libnar.testing import make_delivery_schema
+
+    task = fake_samahub.add_task(make_task())
+    fake_samahub.schemas["10"] = {"deliver_task": make_delivery_schema(task.answers or {})}
+    url = f"{fake_samahub.dpp_url}/api/v1/projects/10/tasks/{task.id}/post_processed"
+    headers = {"Authorization": f"Bearer {fake_samahub.dpp_key}"}
+    good = {"round": 1, "data": task.data, "answers": task.answers}
+    bad = {**good, "answers": {**(task.answers or {}), "weather": 7}}
+
+    refused = httpx.put(url, json=bad, headers=headers)
+    accepted = httpx.put(url, json=good, headers=headers)
+
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "message": "Invalid DPP result: the answers do not follow the delivery schema:"
+            " answers.weather: found 7; expected a string"
+        },
+    )
+    assert accepted.status_code == 200

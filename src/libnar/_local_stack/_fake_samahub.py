@@ -426,6 +426,17 @@ def _post_processed(state: FakeState, req: FakeRequest) -> httpx.Response:
         raise FakeError(
             400, f"Invalid DPP result: {where}: {first['msg']}", top_level=True
         ) from None
+    schema = state.schemas.get(pid, {}).get("deliver_task")
+    if schema is not None:  # SamaHub refuses answers that break the project's delivery schema
+        from libnar.answers import answer_problems
+
+        problems = answer_problems(result.answers, schema)
+        if problems:
+            raise FakeError(
+                400,
+                f"Invalid DPP result: the answers do not follow the delivery schema: {problems[0]}",
+                top_level=True,
+            )
     state.dpp_results[(pid, tid)] = result
     state.update(pid, tid, {"data": result.data, "answers": result.answers})
     return _ok({})
@@ -561,8 +572,9 @@ class FakeSamaHub:
     def schemas(self) -> dict[str, dict[str, dict[str, Any]]]:
         """JSON Schemas by project id: `{"create_task": {...}, "deliver_task": {...}}`.
 
-        A `create_task` schema is applied: tasks whose `data` break it fail creation and are
-        listed as failed in the batch's status.
+        Both are applied: tasks whose `data` break `create_task` fail creation and are listed
+        as failed in the batch's status; a DPP result whose answers break `deliver_task` is
+        refused (400), as SamaHub refuses it.
         """
         return self.state.schemas
 
