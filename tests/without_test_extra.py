@@ -21,6 +21,7 @@ TEST_EXTRA_MODULES = (
     "mkdocs",
     "material",
     "mypy",
+    "pycocotools",
 )
 
 

@@ -26,6 +26,7 @@ from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
+    from libnar.sama import SamaClient
 
 
 class _Command(TyperCommand):
@@ -476,16 +477,40 @@ def run(
 # -- libnar task ---------------------------------------------------------------------------
 
 task_app = typer.Typer(
-    help="Read SamaHub tasks (the API key and URL come from settings: SAMA_API_KEY, ...).",
+    help="Read and create SamaHub tasks (the API key and URL come from settings: "
+    "SAMA_API_KEY, ...).",
     no_args_is_help=True,
 )
 app.add_typer(task_app, name="task")
 
+#: Which API key the task commands use (`libnar task --key secondary ...`).
+_task_key: dict[str, Literal["primary", "secondary"]] = {"key": "primary"}
+
 
 @task_app.callback()
-def _task_logging() -> None:
+def _task_options(
+    key: Annotated[
+        str,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            help="The API key to use: primary (SAMA_API_KEY) or secondary"
+            " (SAMA_SECONDARY_API_KEY).",
+        ),
+    ] = "primary",
+) -> None:
     # Retries log a warning each: show them as lines of their own, not Python's bare default.
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if key not in ("primary", "secondary"):
+        raise fail(f"--key {key!r}: choose primary or secondary")
+    _task_key["key"] = "secondary" if key == "secondary" else "primary"
+
+
+def _sama() -> SamaClient:
+    """A `SamaClient` with the key the task commands were told to use."""
+    from libnar.sama import SamaClient
+
+    return SamaClient(key=_task_key["key"])
 
 
 @contextmanager
@@ -521,9 +546,7 @@ def task_get(
     ],
 ) -> None:
     """Print one task as JSON, in delivery format."""
-    from libnar.sama import SamaClient
-
-    with _sama_errors(), SamaClient() as sama:
+    with _sama_errors(), _sama() as sama:
         task = sama.get_task(project_id, task_id)
     print(task.model_dump_json(indent=2))
 
@@ -552,8 +575,6 @@ def task_export(
     """
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from libnar.sama import SamaClient
-
     since = _parse_since(delivered_since)
     partial = out_file.with_name(out_file.name + ".partial")
     columns = (
@@ -565,7 +586,7 @@ def task_export(
     try:
         with (
             _sama_errors(),
-            SamaClient() as sama,
+            _sama() as sama,
             partial.open("w", encoding="utf-8") as lines,
             Progress(*columns, console=err) as progress,
         ):
@@ -580,6 +601,202 @@ def task_export(
     finally:
         partial.unlink(missing_ok=True)
     out.print(f"exported {count} tasks to {out_file}")
+
+
+def _read_task_data(path: Path) -> list[dict[str, Any]]:
+    """Read the tasks' data from a JSON array or JSON Lines file; exit 2 naming a bad line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise fail(
+            f"{path}: not UTF-8 text; expected JSON (an array, or one object a line)"
+        ) from None
+    items: list[tuple[str, Any]] = []
+    where = "the file"
+    try:
+        if text.lstrip().startswith("["):
+            items = [(f"item {n}", item) for n, item in enumerate(json.loads(text))]
+        else:
+            for number, line in enumerate(text.splitlines(), start=1):
+                where = f"line {number}"
+                if line.strip():
+                    items.append((where, json.loads(line)))
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"{path}: {where}: not JSON ({exc.msg}); expected a JSON array of"
+            " objects, or one JSON object a line"
+        ) from None
+    for where, item in items:
+        if not isinstance(item, dict):
+            raise fail(
+                f"{path}: {where} is {type(item).__name__}; each task is an object of its"
+                ' inputs, e.g. {"url": "https://..."}'
+            )
+    if not items:
+        raise fail(f"{path}: no tasks in the file; expected one object per task")
+    return [item for _, item in items]
+
+
+_VIA: dict[str, Literal["auto", "body", "file"]] = {"auto": "auto", "body": "body", "file": "file"}
+
+
+def _batch_id_for(path: Path) -> str:
+    """A client_batch_id that names the file's content: the same file gives the same id."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"{path.stem}-{digest}"
+
+
+@task_app.command("create", cls=_Command)
+def task_create(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="The tasks' inputs: a JSON array of objects, or JSON Lines (one object a line).",
+        ),
+    ],
+    client_batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-batch-id",
+            metavar="ID",
+            help="Name this creation (default: the file's name and a digest of its content, so"
+            " that creating the same file again is refused instead of duplicated).",
+        ),
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(metavar="N", help="The tasks' priority (lower first).")
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Create the tasks submitted (pre-annotations done).")
+    ] = False,
+    notify: Annotated[
+        str | None,
+        typer.Option(metavar="EMAIL", help="The address SamaHub tells when the batch is done."),
+    ] = None,
+    via: Annotated[
+        str,
+        typer.Option(
+            metavar="HOW",
+            help="auto (a file upload above 1,000 tasks), body (batches of 1,000) or file.",
+        ),
+    ] = "auto",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check",
+            help="Check every task against the project's creation schema first.",
+        ),
+    ] = True,
+) -> None:
+    """Create tasks from a file, with a progress bar; never twice for the same file.
+
+    More than 1,000 tasks go as one batch through SamaHub's file upload. A lost answer is
+    looked up by the client_batch_id, never sent again.
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from libnar.sama import SamaBatchIdInUseError, SamaTaskDataError
+
+    if via not in _VIA:
+        raise fail(f"--via {via!r}: choose auto, body or file")
+    tasks = _read_task_data(file)
+    batch_name = client_batch_id or _batch_id_for(file)
+    columns = (
+        TextColumn("uploading {task.fields[count]} tasks"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with (
+        _sama_errors(),
+        _sama() as sama,
+        Progress(*columns, console=err, transient=True) as progress,
+    ):
+        bar = progress.add_task("upload", total=None, count=len(tasks))
+
+        def show(sent: int, total: int) -> None:
+            progress.update(bar, completed=sent, total=total)
+
+        try:
+            ids = sama.create_batch(
+                project_id,
+                tasks,
+                client_batch_id=batch_name,
+                priority=priority,
+                submit=submit or None,
+                notification_email=notify,
+                via=_VIA[via],
+                check_schema=check,
+                progress=show,
+            )
+        except SamaTaskDataError as exc:  # the file's content: fix it and run again
+            raise fail(f"{file}: {exc}", 2) from None
+        except SamaBatchIdInUseError as exc:
+            raise fail(f"{file}: {exc}", 1) from None
+    batches = ", ".join(ids)
+    noun = "batch" if len(ids) == 1 else "batches"
+    out.print(f"created {len(tasks)} tasks in {noun} {batches} (client_batch_id {batch_name})")
+
+
+@task_app.command("batch", cls=_Command)
+def task_batch(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    batch_id: Annotated[str, typer.Argument(metavar="BATCH", help="The batch id.")],
+    omit_failed_task_data: Annotated[
+        bool,
+        typer.Option(
+            "--omit-failed-task-data", help="Leave out the data of tasks that failed creation."
+        ),
+    ] = False,
+) -> None:
+    """Print a batch's status and task records as JSON."""
+    with _sama_errors(), _sama() as sama:
+        batch = sama.get_batch(project_id, batch_id, omit_failed_task_data=omit_failed_task_data)
+    print(batch.model_dump_json(indent=2))
+
+
+@task_app.command("stats", cls=_Command)
+def task_stats(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+) -> None:
+    """Print the project's statistics as JSON."""
+    with _sama_errors(), _sama() as sama:
+        stats = sama.get_project_stats(project_id)
+    print(json.dumps(stats, indent=2))
+
+
+@task_app.command("schema", cls=_Command)
+def task_schema(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    delivery: Annotated[
+        bool,
+        typer.Option(
+            "--delivery", help="The delivery schema (answers) instead of the creation schema."
+        ),
+    ] = False,
+) -> None:
+    """Print the project's creation schema (task inputs), or its delivery schema, as JSON."""
+    with _sama_errors(), _sama() as sama:
+        schema = (
+            sama.get_delivery_schema(project_id)
+            if delivery
+            else sama.get_creation_schema(project_id)
+        )
+    print(json.dumps(schema, indent=2))
 
 
 # -- libnar gateway ------------------------------------------------------------------------

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     sama_api_key: Annotated[SecretStr | None, Unblank] = _env(
         "SAMA_API_KEY", "SamaHub API key, sent as the `access_key` query parameter.", default=None
     )
+    sama_secondary_api_key: Annotated[SecretStr | None, Unblank] = _env(
+        "SAMA_SECONDARY_API_KEY",
+        'A second SamaHub API key (the earlier system\'s internal, "secondary" key), used by'
+        ' clients made with `key="secondary"` and `libnar task --key secondary`.',
+        default=None,
+    )
     sama_api_url: Annotated[str, Unblank] = _env(
         "SAMA_API_URL", "Base URL of SamaHub's public API.", default="https://api.sama.com/v2"
     )

@@ -19,7 +19,7 @@ runner = CliRunner(env={"COLUMNS": "400"})
 def test_validate_examples_prints_a_one_line_summary() -> None:
     result = runner.invoke(app, ["validate", str(EXAMPLES)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "ok 3 flow packages valid (7 deployments)"
+    assert result.output.strip() == "ok 4 flow packages valid (9 deployments)"
 
 
 def test_validate_reports_every_problem_grouped_by_package_and_exits_1(tmp_path: Path) -> None:
@@ -115,4 +115,4 @@ def test_build_of_an_invalid_package_writes_nothing(tmp_path: Path) -> None:
 def test_build_output_needs_a_single_package() -> None:
     result = runner.invoke(app, ["build", str(EXAMPLES), "--output", "x.yaml"])
     assert result.exit_code == 2
-    assert "holds 3 flow packages; --output needs one package" in result.output
+    assert "holds 4 flow packages; --output needs one package" in result.output

@@ -21,9 +21,13 @@ from typing import TYPE_CHECKING
 from libnar._lazy import lazy_exports
 from libnar._local_stack._child import ChildServer, stop_child, wait_until_answering
 from libnar._local_stack._factories import (
+    box,
+    make_creation_schema,
+    make_delivery_schema,
     make_dpp_event,
     make_task,
     make_task_id,
+    make_video_answers,
     make_webhook_event,
 )
 from libnar._local_stack._gateway import GatewayProcess
@@ -39,10 +43,14 @@ __all__ = [
     "FakeSamaHub",
     "GatewayProcess",
     "PrefectServer",
+    "box",
     "free_port",
+    "make_creation_schema",
+    "make_delivery_schema",
     "make_dpp_event",
     "make_task",
     "make_task_id",
+    "make_video_answers",
     "make_webhook_event",
     "serve_fake_samahub",
     "stop_child",
