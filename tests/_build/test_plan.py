@@ -64,7 +64,11 @@ def test_work_pools_setting_reads_json_from_the_environment(monkeypatch: pytest.
 )
 def test_job_variables_use_the_units_of_the_infra(tmp_path: Path, table: str, variables: dict[str, Any]) -> None:
     [deployment] = plan_of(tmp_path, table).deployments
-    assert deployment.job_variables == {**variables, "image": "nps/fun69_boxes_ptp:1.0.0-py3.11"}
+    assert deployment.job_variables == {
+        **variables,
+        "env": {},
+        "image": "nps/fun69_boxes_ptp:1.0.0-py3.11",
+    }
 
 
 def test_image_comes_from_registry_setting_version_and_pyver(tmp_path: Path) -> None:
