@@ -22,6 +22,7 @@ from .without_test_extra import env_without_test_extra
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
 
+
 def test_dev_applies_the_build_plan_of_each_package_on_the_local_pool() -> None:
     from libnar._build import check_package, make_plan
 
@@ -60,7 +61,7 @@ def test_dev_skips_a_package_that_does_not_build_and_says_why(tmp_path: Path) ->
 
 def test_dev_without_a_package_says_how_to_make_one(tmp_path: Path) -> None:
     (tmp_path / "loose_ptp.py").write_text("")
-    with pytest.raises(DevError, match="no flow package that builds .*libnar init NAME"):
+    with pytest.raises(DevError, match=r"no flow package that builds .*libnar init NAME"):
         dev_plans(tmp_path)
     with pytest.raises(DevError, match="no such folder"):
         dev_plans(tmp_path / "nope")
@@ -237,11 +238,23 @@ time.sleep(2)
 
 
 def limited(memory: str, code: str, cpu: str = "1") -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "libnar._local_stack._limits", "--cpu", cpu, "--memory", memory]
+    command = [
+        sys.executable,
+        "-m",
+        "libnar._local_stack._limits",
+        "--cpu",
+        cpu,
+        "--memory",
+        memory,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "PREFECT__FLOW_RUN_ID"}
     return subprocess.run(
         [*command, "--", sys.executable, "-c", code],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
 
 
@@ -256,7 +269,10 @@ def test_a_run_within_its_memory_keeps_its_own_exit_code() -> None:
     assert limited("1Gi", "print('ok')").returncode == 0
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs Linux and 2 cores")
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and 2 cores",
+)
 def test_a_run_is_kept_on_as_many_cores_as_its_cpu() -> None:
     code = "import os, time; time.sleep(0.3); print(len(os.sched_getaffinity(0)))"
     assert limited("1Gi", code, cpu="0.5").stdout.strip() == "1"
@@ -266,10 +282,27 @@ def test_a_run_is_kept_on_as_many_cores_as_its_cpu() -> None:
 @pytest.mark.parametrize(
     ("cpu", "memory", "expected"),
     [
-        pytest.param("0.5", 512, ['amount = "very-low" (0.5 vCPU / 512Mi)', 'amount = "low" (1 vCPU / 2Gi)'], id="very-low"),
-        pytest.param("1", 2048, ['amount = "low" (1 vCPU / 2Gi)', 'amount = "med" (1 vCPU / 4Gi)'], id="low"),
-        pytest.param("2", 4096, ['amount = "high" (2 vCPU / 4Gi)', 'amount = "custom" with cpu = "2" and memory = "8Gi"'], id="high"),
-        pytest.param("4", 16384, ['amount = "custom" with memory = "16Gi"', 'memory = "32Gi"'], id="custom"),
+        pytest.param(
+            "0.5",
+            512,
+            ['amount = "very-low" (0.5 vCPU / 512Mi)', 'amount = "low" (1 vCPU / 2Gi)'],
+            id="very-low",
+        ),
+        pytest.param(
+            "1", 2048, ['amount = "low" (1 vCPU / 2Gi)', 'amount = "med" (1 vCPU / 4Gi)'], id="low"
+        ),
+        pytest.param(
+            "2",
+            4096,
+            [
+                'amount = "high" (2 vCPU / 4Gi)',
+                'amount = "custom" with cpu = "2" and memory = "8Gi"',
+            ],
+            id="high",
+        ),
+        pytest.param(
+            "4", 16384, ['amount = "custom" with memory = "16Gi"', 'memory = "32Gi"'], id="custom"
+        ),
     ],
 )
 def test_the_out_of_memory_message_names_the_preset_and_the_next_one(
@@ -310,10 +343,15 @@ def {name}(mib: int = 300) -> int:
         apply_plan_sync(plan, create_pools=True, pool_templates=template)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
-        small = run_deployment("fun69_small_ptp/fun69_small_ptp_deploy", parameters={"mib": 700}, timeout=120)
-        roomy = run_deployment("fun69_roomy_ptp/fun69_roomy_ptp_deploy", parameters={"mib": 700}, timeout=120)
+        small = run_deployment(
+            "fun69_small_ptp/fun69_small_ptp_deploy", parameters={"mib": 700}, timeout=120
+        )
+        roomy = run_deployment(
+            "fun69_roomy_ptp/fun69_roomy_ptp_deploy", parameters={"mib": 700}, timeout=120
+        )
     log = (tmp_path / "worker.log").read_text()
-    assert small.state is not None and roomy.state is not None, log
+    assert small.state is not None, log
+    assert roomy.state is not None, log
     assert small.state.type.value == "CRASHED", log
     assert 'amount = "very-low" (0.5 vCPU / 512Mi)' in (small.state.message or "")
     assert 'amount = "low" (1 vCPU / 2Gi)' in (small.state.message or "")
