@@ -76,16 +76,22 @@ async def test_deploy_creates_then_updates_never_duplicates_and_exports_what_wen
     assert only["name"] == "nightly"
 
 
-async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(prefect_server: PrefectServer) -> None:
+async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(
+    prefect_server: PrefectServer,
+) -> None:
     plan = make_plan(check_package(WEBHOOK))
     renamed = plan.model_copy(
-        update={"deployments": [d.model_copy(update={"work_pool": "nope"}) for d in plan.deployments]}
+        update={
+            "deployments": [d.model_copy(update={"work_pool": "nope"}) for d in plan.deployments]
+        }
     )
     with pytest.raises(DeployError, match="work pool 'nope' does not exist on .*--create-pools"):
         await apply_plan(renamed)
 
 
-def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_server: PrefectServer) -> None:
+def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(
+    prefect_server: PrefectServer,
+) -> None:
     runner = CliRunner(env={"COLUMNS": "300"})
     created = runner.invoke(app, ["deploy", str(WEBHOOK), "--create-pools"])
     assert created.exit_code == 0, created.output
@@ -94,7 +100,13 @@ def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_serv
     assert unchanged.output.count("unchanged") == 2, unchanged.output
 
     exported = runner.invoke(
-        app, ["deploy-json", "fun69_label_counts_ptp", "--deployment", "fun69_label_counts_ptp_backfill"]
+        app,
+        [
+            "deploy-json",
+            "fun69_label_counts_ptp",
+            "--deployment",
+            "fun69_label_counts_ptp_backfill",
+        ],
     )
     assert json.loads(exported.stdout) == {"deploy": [{"name": "fun69_label_counts_ptp_backfill"}]}
     missing = runner.invoke(app, ["deploy-json", "no_such_flow"])

@@ -174,7 +174,8 @@ def test_local_job_runs_the_flow_within_the_presets_memory_and_cpu(
         ProcessJobConfiguration.from_template_and_values(template, {**variables, "memory": "8Gi"})
     )
     assert override is not None
-    assert override.command is not None and override.command.endswith("--memory 8Gi")
+    assert override.command is not None
+    assert override.command.endswith("--memory 8Gi")
 
 
 def test_pools_show_prints_each_template_as_json_and_lists_the_kinds() -> None:
