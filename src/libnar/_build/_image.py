@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -58,6 +59,9 @@ _REPLAYED = (
     "python -m slamus ",
     "python -m libnar.cli ",
 )
+
+
+_INSTALLS = re.compile(r"\bpip3?\b[^&;|]*\binstall\b|\buv\s+(?:sync|pip\s+install)\b")
 
 
 class RecipeError(ValueError):
@@ -124,7 +128,7 @@ def _load_flow_code(plan: PackagePlan) -> str:
     entrypoint = plan.deployments[0].entrypoint
     return (
         "from prefect.flows import load_flow_from_entrypoint; "
-        f"print(load_flow_from_entrypoint({entrypoint!r}).name)"
+        f"print(load_flow_from_entrypoint({entrypoint!r}, use_placeholder_flow=False).name)"
     )
 
 
@@ -155,11 +159,12 @@ def write_recipe(package: FlowPackage, plan: PackagePlan) -> Path:
 def _parse(path: Path) -> list[dict[str, str]]:
     from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
-    parser = DockerfileParser(path=str(path), cache_content=True)
-    parser.content = path.read_text(encoding="utf-8")
+    with path.open("rb") as file:  # read only: setting `content` would write the file
+        parser = DockerfileParser(fileobj=file)
+        structure = parser.structure
     return [
         {"instruction": str(item["instruction"]), "value": str(item["value"])}
-        for item in parser.structure
+        for item in structure
         if item["instruction"] != "COMMENT"
     ]
 
@@ -189,7 +194,7 @@ def check_recipe(path: Path, plan: PackagePlan) -> list[str]:
         )
     if not any(s["instruction"] in ("COPY", "ADD") for s in steps):
         problems.append(f"{path}: no COPY of the package; add COPY . {plan.workdir}")
-    if not any(s["instruction"] == "RUN" and "install" in s["value"] for s in steps):
+    if not any(s["instruction"] == "RUN" and _INSTALLS.search(s["value"]) for s in steps):
         problems.append(
             f"{path}: nothing installs the package; add RUN python -m pip install ."
         )

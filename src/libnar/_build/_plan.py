@@ -149,7 +149,9 @@ def make_plan(package: FlowPackage, settings: Settings | None = None) -> Package
         image=image,
         image_base="Dockerfile"
         if config.custom_image
-        else f"{settings.image_registry}/nps-base:py{config.pyver}",
+        else (settings.base_image or f"{settings.image_registry}/nps-base:py{{pyver}}").replace(
+            "{pyver}", config.pyver
+        ),
         extras=sorted(config.nps_ext),
         workdir=f"{IMAGE_WORKDIR}/{package.name}",
         deployments=deployments,
