@@ -185,12 +185,39 @@ def init(
     flows_dir: Annotated[
         Path, typer.Option("--dir", metavar="FOLDER", help="The flows folder.")
     ] = Path("flows"),
+    schedule: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="CRON",
+            help='Run on this cron schedule, e.g. "30 2 * * *": writes deploy.json (repeat for'
+            " more deployments).",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(metavar="ZONE", help="The schedules' IANA timezone.")
+    ] = "UTC",
+    custom_image: Annotated[
+        bool,
+        typer.Option(
+            "--custom-image",
+            help="Write the package's own Dockerfile (custom-image = true), to add system"
+            " packages.",
+        ),
+    ] = False,
 ) -> None:
     """Write a new flow package that follows the NPS rules, with a sample event and a test."""
     from libnar._build import ScaffoldError, write_flow_package
 
     try:
-        root = write_flow_package(name, script_type, event, flows_dir)
+        root = write_flow_package(
+            name,
+            script_type,
+            event,
+            flows_dir,
+            schedules=schedule or (),
+            timezone=timezone,
+            custom_image=custom_image,
+        )
     except ScaffoldError as error:
         raise fail(str(error)) from None
     out.print(Text.assemble(("created", "green"), f" {root}"))
@@ -456,6 +483,46 @@ def deploy_json(
     except DeployError as error:
         raise fail(str(error), 1) from None
     print(json.dumps(document, indent=2))
+
+
+@app.command(cls=_Command)
+def packages(
+    path: Annotated[
+        Path, typer.Argument(metavar="[PATH]", help="Where to look (default: flows/).")
+    ] = Path("flows"),
+    changed_since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REV",
+            help="Only packages with a file changed between this git revision and HEAD.",
+        ),
+    ] = None,
+) -> None:
+    """List flow packages, one folder a line: what a CI script loops over."""
+    from libnar._build._ci import CiError, list_packages
+
+    if not path.is_dir():
+        raise fail(f"{path}: no such folder; give the folder of your flow packages")
+    try:
+        found = list_packages(path, changed_since)
+    except CiError as error:
+        raise fail(str(error)) from None
+    for package in found:
+        print(package)
+
+
+@app.command("ci-template", cls=_Command)
+def ci_template(
+    kind: Annotated[
+        Literal["github", "gitlab"],
+        typer.Argument(metavar="KIND", help="github (Actions) or gitlab (CI)."),
+    ],
+) -> None:
+    """Print a flow repository's pipeline: validate and test every package on every push,
+    build and deploy the changed ones on main ("[skip ci]" skips it)."""
+    from libnar._build._ci import ci_template as template
+
+    print(template(kind), end="")
 
 
 # -- libnar pools ---------------------------------------------------------------------------

@@ -86,6 +86,12 @@ def default_work_pool(infra: str, cloud: str, region: str) -> str:
     return f"narpool-{cloud}-{region}" if cloud == "aws" else f"narpool-{cloud}"
 
 
+def base_image(pyver: str, settings: Settings) -> str:
+    """The image flow images start from: `LIBNAR_BASE_IMAGE`, else the NPS base image."""
+    template = settings.base_image or f"{settings.image_registry}/nps-base:py{{pyver}}"
+    return template.replace("{pyver}", pyver)
+
+
 def _quantity(vcpu: Decimal) -> str:
     return format(vcpu.normalize(), "f")  # Decimal("1.0") -> "1", Decimal("0.50") -> "0.5"
 
@@ -147,11 +153,7 @@ def make_plan(package: FlowPackage, settings: Settings | None = None) -> Package
         version=version,
         infra=config.infra,
         image=image,
-        image_base="Dockerfile"
-        if config.custom_image
-        else (settings.base_image or f"{settings.image_registry}/nps-base:py{{pyver}}").replace(
-            "{pyver}", config.pyver
-        ),
+        image_base="Dockerfile" if config.custom_image else base_image(config.pyver, settings),
         extras=sorted(config.nps_ext),
         workdir=f"{IMAGE_WORKDIR}/{package.name}",
         deployments=deployments,
