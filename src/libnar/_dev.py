@@ -28,6 +28,7 @@ from libnar.runs import event_parameter_of
 if TYPE_CHECKING:
     from libnar._build import FlowPackage, PackagePlan
     from libnar._local_stack import FakeSamaHub
+    from libnar.flow import NpsFlow
 
 __all__ = ["DevError", "dev_plans", "run_dev"]
 
@@ -137,24 +138,35 @@ def curl_line(url: str, headers: dict[str, str], body: dict[str, Any]) -> str:
 
 
 def _sample_request(
-    plan: PackagePlan, gateway_url: str, keys: dict[str, str], fake: FakeSamaHub | None
+    plan: PackagePlan | NpsFlow[Any, Any],
+    gateway_url: str,
+    keys: dict[str, str],
+    fake: FakeSamaHub | None,
 ) -> str | None:
-    """A curl line that triggers the plan's flow with a sample event (known to the fake)."""
+    """A curl line that triggers the flow with a sample event (known to the fake).
+
+    `plan` is a flow package's plan, or the flow itself: both say which events it takes.
+    """
     from libnar._gateway import mint_token
     from libnar._local_stack import make_dpp_event, make_webhook_event
     from libnar.events import DppEvent, WebhookEvent
+    from libnar.flow import NpsFlow
 
-    found = event_parameter_of(plan.parameter_schema)
+    if isinstance(plan, NpsFlow):
+        schema, flow_name = plan.parameters.model_dump(mode="json"), plan.name
+    else:
+        schema, flow_name = plan.parameter_schema, plan.flow_name
+    found = event_parameter_of(schema)
     kinds = found[1] if found else ()
     event: WebhookEvent | DppEvent
     if "webhook" in kinds or "task" in kinds:
         event = make_webhook_event()
         url, headers = (
             f"{gateway_url}/webhook-event",
-            {"x-auth-token": mint_token(keys["secret"], plan.flow_name)},
+            {"x-auth-token": mint_token(keys["secret"], flow_name)},
         )
     elif "dpp" in kinds:
-        event = make_dpp_event(name=plan.flow_name)
+        event = make_dpp_event(name=flow_name)
         url, headers = f"{gateway_url}/dpp-event", {"Authorization": f"Bearer {keys['dpp_key']}"}
     else:
         return None

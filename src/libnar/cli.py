@@ -553,10 +553,13 @@ def pools_show(
         print(json.dumps(base_job_template(kind), indent=2))
         return
     from libnar._build._plan import default_work_pool
+    from libnar.settings import get_settings
 
+    renamed = get_settings().work_pools
     table = Table("kind", "pool type", "default pool", "job variables")
     for name, pool_type in POOL_KINDS.items():
         pool = LOCAL_POOL if name == "local" else default_work_pool(name, "aws", "us")
+        pool = renamed.get(pool, pool)
         variables = ", ".join(sorted(base_job_template(name)["variables"]["properties"]))
         table.add_row(name, pool_type, pool, variables)
     out.print(table, soft_wrap=False)
