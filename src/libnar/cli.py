@@ -186,12 +186,39 @@ def init(
     flows_dir: Annotated[
         Path, typer.Option("--dir", metavar="FOLDER", help="The flows folder.")
     ] = Path("flows"),
+    schedule: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="CRON",
+            help='Run on this cron schedule, e.g. "30 2 * * *": writes deploy.json (repeat for'
+            " more deployments).",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(metavar="ZONE", help="The schedules' IANA timezone.")
+    ] = "UTC",
+    custom_image: Annotated[
+        bool,
+        typer.Option(
+            "--custom-image",
+            help="Write the package's own Dockerfile (custom-image = true), to add system"
+            " packages.",
+        ),
+    ] = False,
 ) -> None:
     """Write a new flow package that follows the NPS rules, with a sample event and a test."""
     from libnar._build import ScaffoldError, write_flow_package
 
     try:
-        root = write_flow_package(name, script_type, event, flows_dir)
+        root = write_flow_package(
+            name,
+            script_type,
+            event,
+            flows_dir,
+            schedules=schedule or (),
+            timezone=timezone,
+            custom_image=custom_image,
+        )
     except ScaffoldError as error:
         raise fail(str(error)) from None
     out.print(Text.assemble(("created", "green"), f" {root}"))
@@ -288,15 +315,42 @@ def build(
             "--format", metavar="FORMAT", help="How to print the plan: table, yaml or json."
         ),
     ] = "table",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also replay the image recipe's install steps in a fresh venv and load the"
+            " flow from its entrypoint, as the image will (about a minute a package).",
+        ),
+    ] = False,
+    check_timeout: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Most seconds one package's --check may take."),
+    ] = 900.0,
 ) -> None:
-    """Print the deployment plan and write the prefect.yaml that `prefect deploy --all` reads."""
-    from libnar._build import make_plan, plan_to_json, plan_to_prefect_yaml
+    """Print the plan; write the image recipe (Dockerfile) and the prefect.yaml that builds,
+    pushes and deploys it with `prefect deploy --all`."""
+    from libnar._build import (
+        RecipeError,
+        make_plan,
+        plan_to_json,
+        plan_to_prefect_yaml,
+        replay_recipe,
+        write_recipe,
+    )
 
     packages = _valid_or_exit([path])
     if output is not None and len(packages) > 1:
         raise fail(f"{path} holds {len(packages)} flow packages; --output needs one package")
+    failed = 0
     for package in packages:
         plan = make_plan(package)
+        try:
+            recipe = write_recipe(package, plan)
+        except RecipeError as error:
+            err.print(Text.assemble(("x ", "red"), (str(package.root), "bold"), f": {error}"))
+            failed += 1
+            continue
         text = plan_to_prefect_yaml(plan)
         if output_format == "json":
             print(plan_to_json(plan), end="")
@@ -306,7 +360,33 @@ def build(
             out.print(_plan_table(plan), soft_wrap=False)
         target = output or package.root / "prefect.yaml"
         target.write_text(text, encoding="utf-8")
-        err.print(f"wrote {target}")
+        used = "checked" if package.config.custom_image else "wrote"
+        err.print(f"{used} {recipe}\nwrote {target}")
+        if check:
+            err.print(f"replaying {recipe} in a fresh venv ...")
+            try:
+                replay = replay_recipe(package, plan, timeout=check_timeout)
+            except RecipeError as error:
+                err.print(Text.assemble(("x ", "red"), (str(package.root), "bold"), f": {error}"))
+                failed += 1
+                continue
+            for note in replay.notes:
+                err.print(Text.assemble(("! ", "yellow"), note))
+            for skipped in replay.skipped:
+                err.print(
+                    Text.assemble(
+                        ("! ", "yellow"), f"not replayed (not an install step): RUN {skipped}"
+                    )
+                )
+            err.print(
+                Text.assemble(
+                    ("ok ", "green"),
+                    f"{len(replay.ran)} install steps ran and flow {replay.flow_name} loaded"
+                    f" from its entrypoint in {replay.seconds:.0f} s",
+                )
+            )
+    if failed:
+        raise fail(f"{failed} of {len(packages)} flow packages did not build (listed above)", 1)
 
 
 def _plan_table(plan: PackagePlan) -> Table:
@@ -330,24 +410,51 @@ def _plan_table(plan: PackagePlan) -> Table:
 def deploy(
     paths: FlowsPath = None,
     create_pools: Annotated[
-        bool, typer.Option(help="Create missing work pools and queues.")
+        bool,
+        typer.Option(
+            help="Create missing work pools (with libnar's base job templates) and queues."
+        ),
     ] = False,
 ) -> None:
-    """Create or update the deployments of flow packages on PREFECT_API_URL."""
-    from libnar._build import DeployError, apply_plan_sync, make_plan
+    """Create or update the deployments of flow packages on PREFECT_API_URL.
+
+    The deployments run each package's image, which must be built and pushed already:
+    `prefect deploy --all` in the package (after `libnar build`) builds, pushes and deploys.
+    """
+    from libnar._build import DeployError, apply_plan_sync, image_status, make_plan
 
     packages = _valid_or_exit(paths or [Path("flows")])
     _require_prefect_api("deployments would go to a temporary local server and be lost")
     table = Table("flow", "deployment", "change", "id")
     style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
+    images = []
     try:
         for package in packages:
-            for change in apply_plan_sync(make_plan(package), create_pools=create_pools):
+            plan = make_plan(package)
+            for change in apply_plan_sync(plan, create_pools=create_pools):
                 action = Text(change.action, style=style[change.action])
                 table.add_row(change.flow_name, change.name, action, str(change.deployment_id))
+            images.append((package.root, plan.image))
     except DeployError as error:
         raise fail(str(error), 1) from None
     out.print(table, soft_wrap=False)
+    for root, image in images:
+        status = image_status(image)
+        if status == "found":
+            continue
+        what = (
+            "is not in its registry"
+            if status == "missing"
+            else "may not be built yet (libnar cannot tell here)"
+        )
+        err.print(
+            Text.assemble(
+                ("! ", "yellow"),
+                f"image {image} {what}: build and push it with `libnar build {root}` then"
+                f" `prefect deploy --all` in {root}, or `docker build -t {image} {root}` and"
+                f" `docker push {image}`",
+            )
+        )
 
 
 def _require_prefect_api(why: str) -> None:
@@ -377,6 +484,86 @@ def deploy_json(
     except DeployError as error:
         raise fail(str(error), 1) from None
     print(json.dumps(document, indent=2))
+
+
+@app.command(cls=_Command)
+def packages(
+    path: Annotated[
+        Path, typer.Argument(metavar="[PATH]", help="Where to look (default: flows/).")
+    ] = Path("flows"),
+    changed_since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REV",
+            help="Only packages with a file changed between this git revision and HEAD.",
+        ),
+    ] = None,
+) -> None:
+    """List flow packages, one folder a line: what a CI script loops over."""
+    from libnar._build._ci import CiError, list_packages
+
+    if not path.is_dir():
+        raise fail(f"{path}: no such folder; give the folder of your flow packages")
+    try:
+        found = list_packages(path, changed_since)
+    except CiError as error:
+        raise fail(str(error)) from None
+    for package in found:
+        print(package)
+
+
+@app.command("ci-template", cls=_Command)
+def ci_template(
+    kind: Annotated[
+        Literal["github", "gitlab"],
+        typer.Argument(metavar="KIND", help="github (Actions) or gitlab (CI)."),
+    ],
+) -> None:
+    """Print a flow repository's pipeline: validate and test every package on every push,
+    build and deploy the changed ones on main ("[skip ci]" skips it)."""
+    from libnar._build._ci import ci_template as template
+
+    print(template(kind), end="")
+
+
+# -- libnar pools ---------------------------------------------------------------------------
+
+pools_app = typer.Typer(
+    help="The base job templates of the work pools the plan targets.", no_args_is_help=True
+)
+app.add_typer(pools_app, name="pools")
+
+
+@pools_app.command("show", cls=_Command)
+def pools_show(
+    kind: Annotated[
+        Literal["narwhal", "giver", "gke", "local"] | None,
+        typer.Argument(
+            metavar="[KIND]",
+            help="narwhal (ECS), giver or gke (Kubernetes), local (libnar dev's process pool).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print a pool kind's base job template as JSON (`prefect work-pool create
+    --base-job-template` takes it), or, without KIND, every kind and its job variables."""
+    from libnar._build import POOL_KINDS, base_job_template
+    from libnar._build._pools import LOCAL_POOL
+
+    if kind is not None:
+        print(json.dumps(base_job_template(kind), indent=2))
+        return
+    from libnar._build._plan import default_work_pool
+    from libnar.settings import get_settings
+
+    renamed = get_settings().work_pools
+    table = Table("kind", "pool type", "default pool", "job variables")
+    for name, pool_type in POOL_KINDS.items():
+        pool = LOCAL_POOL if name == "local" else default_work_pool(name, "aws", "us")
+        pool = renamed.get(pool, pool)
+        variables = ", ".join(sorted(base_job_template(name)["variables"]["properties"]))
+        table.add_row(name, pool_type, pool, variables)
+    out.print(table, soft_wrap=False)
 
 
 # -- libnar run ----------------------------------------------------------------------------

@@ -246,6 +246,13 @@ class Settings(BaseSettings):
         "Registry and prefix of flow images: a flow runs `<registry>/<package>:<version>-py<pyver>`.",
         default="nps",
     )
+    base_image: str | None = _env(
+        "LIBNAR_BASE_IMAGE",
+        "The image flow images are built `FROM` (`{pyver}` stands for the package's Python),"
+        " e.g. `python:{pyver}-slim`; unset: the NPS base image"
+        " `<LIBNAR_IMAGE_REGISTRY>/nps-base:py<pyver>`.",
+        default=None,
+    )
 
 
 def get_settings(**overrides: Any) -> Settings:

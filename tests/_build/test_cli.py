@@ -96,11 +96,15 @@ def test_build_writes_prefect_yaml_and_prints_a_table(tmp_path: Path) -> None:
 def test_build_prints_json_and_yaml_and_honours_output(tmp_path: Path) -> None:
     package = write_package(tmp_path)
     target = tmp_path / "out.yaml"
-    as_json = runner.invoke(app, ["build", str(package), "--format", "json", "--output", str(target)])
+    as_json = runner.invoke(
+        app, ["build", str(package), "--format", "json", "--output", str(target)]
+    )
     assert as_json.exit_code == 0, as_json.output
     plan = json.loads(as_json.stdout)
     assert plan["deployments"][0]["name"] == "fun69_boxes_ptp_deploy"
-    as_yaml = runner.invoke(app, ["build", str(package), "--format", "yaml", "--output", str(target)])
+    as_yaml = runner.invoke(
+        app, ["build", str(package), "--format", "yaml", "--output", str(target)]
+    )
     assert yaml.safe_load(as_yaml.stdout) == yaml.safe_load(target.read_text())
     assert not (package / "prefect.yaml").exists()
 
