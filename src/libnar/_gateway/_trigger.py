@@ -10,9 +10,10 @@ whether a run is new or already existed, and Prefect's client hides that:
   new. That holds for the single and the bulk endpoint (which answers CREATED either way), for
   several gateway replicas, and for a call retried after a lost answer.
 
-Concurrent events for one deployment are gathered for a few milliseconds (or until a slot
-towards Prefect is free) and sent as one `POST /deployments/{id}/create_flow_run/bulk`: one
-transaction instead of one per run, which is what SQLite needs.
+The dispatcher sends the stored events of one deployment as one
+`POST /deployments/{id}/create_flow_run/bulk` (`create_runs`): one transaction instead of one
+per run, which is what SQLite needs. `create_run` gathers concurrent single events per
+deployment for a few milliseconds (or until a slot towards Prefect is free) into such calls.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from urllib.parse import quote
 
 import httpx
 
+from libnar._gateway._metrics import GatewayMetrics
 from libnar.events import EventProblem
 from libnar.runs import event_parameter_of
 from libnar.settings import Settings, mask_url
@@ -220,8 +222,10 @@ class PrefectTrigger:
         headers: Extra headers for every call (Prefect's auth).
         concurrency: Most calls in flight towards Prefect at once.
         bulk_window_ms: How long to gather events per deployment; 0 sends each alone.
-        cache_seconds: How long a deployment lookup is reused.
+        cache_seconds: How long a deployment lookup is reused (and, with `stale_ok`, how
+            often it is refreshed in the background).
         timeout: Seconds one call may take, retries included, before `PrefectUnavailable`.
+        metrics: Where to count calls' latency and errors.
     """
 
     def __init__(
@@ -233,6 +237,7 @@ class PrefectTrigger:
         bulk_window_ms: float = 10.0,
         cache_seconds: float = 30.0,
         timeout: float = 20.0,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.shown_url = mask_url(self.api_url)
@@ -251,10 +256,15 @@ class PrefectTrigger:
         self._lookups: dict[tuple[str, str], asyncio.Future[Deployment]] = {}
         self._queues: dict[str, list[_Waiting]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, api_url: str, headers: Mapping[str, str] | None = None
+        cls,
+        settings: Settings,
+        api_url: str,
+        headers: Mapping[str, str] | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> PrefectTrigger:
         """The trigger the gateway's settings describe (the one place it is built)."""
         return cls(
@@ -264,6 +274,7 @@ class PrefectTrigger:
             bulk_window_ms=settings.gateway_bulk_window_ms,
             cache_seconds=settings.gateway_deployment_cache_seconds,
             timeout=settings.gateway_prefect_timeout,
+            metrics=metrics,
         )
 
     async def __aenter__(self) -> PrefectTrigger:
@@ -292,10 +303,13 @@ class PrefectTrigger:
 
     # -- deployments -------------------------------------------------------------------------
 
-    async def deployment(self, flow: str, name: str) -> Deployment:
+    async def deployment(self, flow: str, name: str, *, stale_ok: bool = False) -> Deployment:
         """The deployment `flow/name`, from the cache when it was read recently.
 
-        Concurrent lookups of one deployment share one request.
+        Concurrent lookups of one deployment share one request. With `stale_ok`, an entry
+        older than the cache time is returned at once and refreshed in the background (what
+        an event waiting for its answer wants: the dispatcher checks again before creating
+        the run); a refresh that finds no deployment drops it, one that fails keeps it.
 
         Raises:
             DeploymentNotFound: Prefect has no such deployment.
@@ -305,6 +319,13 @@ class PrefectTrigger:
         cached = self._deployments.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
+        lookup = self._lookup(flow, name)
+        if cached is not None and stale_ok:
+            return cached[1]
+        return await asyncio.shield(lookup)
+
+    def _lookup(self, flow: str, name: str) -> asyncio.Future[Deployment]:
+        key = (flow, name)
         lookup = self._lookups.get(key)
         if lookup is None:
             # The lookup is a task of its own: a caller that gives up (its own deadline) does
@@ -313,10 +334,14 @@ class PrefectTrigger:
             self._lookups[key] = lookup
             lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
             lookup.add_done_callback(_retrieve_exception)
-        return await asyncio.shield(lookup)
+        return lookup
 
     async def _read_and_cache(self, flow: str, name: str) -> Deployment:
-        found = await self._read_deployment(flow, name)
+        try:
+            found = await self._read_deployment(flow, name)
+        except DeploymentNotFound:
+            self._deployments.pop((flow, name), None)
+            raise
         self._deployments[(flow, name)] = (time.monotonic(), found)
         return found
 
@@ -326,7 +351,9 @@ class PrefectTrigger:
 
     async def _read_deployment(self, flow: str, name: str) -> Deployment:
         response = await self._send(
-            "GET", f"deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}"
+            "GET",
+            f"deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}",
+            operation="read_deployment",
         )
         if response.status_code == 404:
             raise DeploymentNotFound(flow, name)
@@ -361,6 +388,28 @@ class PrefectTrigger:
         )
 
     # -- runs --------------------------------------------------------------------------------
+
+    async def create_runs(
+        self, deployment: Deployment, requests: list[RunRequest]
+    ) -> list[CreatedRun | Exception]:
+        """Create the runs (or find those with their keys) in bulk calls of up to 100.
+
+        Returns one outcome per request, in order: the run, or the error for that request
+        (`ParametersRejected`, `DeploymentNotFound`, `PrefectUnavailable`, `PrefectError`).
+        The same key twice is one run; the later ones are duplicates.
+        """
+        waiting = [
+            _Waiting(request, asyncio.get_running_loop().create_future()) for request in requests
+        ]
+        for start in range(0, len(waiting), _BULK_LIMIT):
+            batch = waiting[start : start + _BULK_LIMIT]
+            async with self._slots:
+                await self._run_batch(deployment, batch, have_slot=True)
+        outcomes: list[CreatedRun | Exception] = []
+        for item in waiting:
+            error = item.future.exception()
+            outcomes.append(error if isinstance(error, Exception) else item.future.result())
+        return outcomes
 
     async def create_run(self, deployment: Deployment, request: RunRequest) -> CreatedRun:
         """Create the run (or find the one with its key); does not wait for it to start.
@@ -452,6 +501,7 @@ class PrefectTrigger:
             f"deployments/{deployment.id}/create_flow_run",
             json=self._run_body(waiting),
             have_slot=have_slot,
+            operation="create_run",
         )
         if response.status_code == 404:
             raise DeploymentNotFound(deployment.flow, deployment.name)
@@ -479,6 +529,7 @@ class PrefectTrigger:
                 f"deployments/{deployment.id}/create_flow_run/bulk",
                 json=[self._run_body(batch[i]) for i in remaining],
                 have_slot=have_slot,
+                operation="create_runs",
             )
             if response.status_code == 404:
                 raise DeploymentNotFound(deployment.flow, deployment.name)
@@ -542,6 +593,7 @@ class PrefectTrigger:
             "flow_runs/filter",
             json={"flow_runs": {"id": {"any_": ids}}, "limit": len(ids)},
             have_slot=have_slot,
+            operation="read_runs",
         )
         _expect(response, 200)
         return {str(run["id"]): run for run in response.json()}
@@ -549,13 +601,41 @@ class PrefectTrigger:
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, have_slot: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        have_slot: bool = False,
+        operation: str = "other",
     ) -> httpx.Response:
         """Send one call, retrying what is safe to retry until the time runs out.
 
         Every call the gateway makes is safe to repeat: reads, and creates with an
-        idempotency key.
+        idempotency key. Its latency (retries included) and failures are counted.
         """
+        started = time.perf_counter()
+        try:
+            response = await self._send_retrying(method, path, json, have_slot)
+        except PrefectUnavailable:
+            self._count_error(operation, "unavailable")
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.prefect_seconds.labels(operation).observe(
+                    time.perf_counter() - started
+                )
+        if response.status_code >= 500:
+            self._count_error(operation, "unexpected")
+        return response
+
+    def _count_error(self, operation: str, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.prefect_errors.labels(operation, kind).inc()
+
+    async def _send_retrying(
+        self, method: str, path: str, json: Any, have_slot: bool
+    ) -> httpx.Response:
         deadline = time.monotonic() + self._timeout
         delay = 0.05
         while True:
