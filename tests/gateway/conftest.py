@@ -147,7 +147,9 @@ def run_of(answer: httpx.Response | dict[str, Any], timeout: float = 30.0) -> An
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         [deployment] = client.read_deployments(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[found["deployment"]]))
+            deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[found["deployment"]])
+            )
         )
         key = f"{deployment.id}:{found['key']}"
         while True:
