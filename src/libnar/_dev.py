@@ -237,6 +237,8 @@ def run_dev(
             say(f"deployment {found.flow.name}/{name}  ({found.path})")
 
         env = {**os.environ, "PREFECT_API_URL": api_url}
+        # Locally the answer names the run (a link to follow), unless set otherwise.
+        env.setdefault("LIBNAR_GATEWAY_WAIT_FOR_RUN", "true")
         keys = _dev_secrets(env)
         from libnar._local_stack import GatewayProcess
 
