@@ -40,10 +40,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import itertools
 import logging
 import os
 import shutil
 import stat
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -290,6 +292,7 @@ class FileOutbox(Outbox):
         self._queue: deque[str] = deque()
         self._not_before: dict[str, float] = {}
         self._unreadable: dict[str, UnreadableEntry] = {}
+        self._pending_sync = _GroupSync(self.pending)
 
     def create(self) -> None:
         for folder in (self.pending, self.done, self.rejected, self.claims, self._tmp):
@@ -319,7 +322,7 @@ class FileOutbox(Outbox):
             finally:
                 tmp.unlink(missing_ok=True)
             if state == "new":
-                _fsync_directory(path.parent)
+                self._pending_sync.sync()
             done = self._done_of(entry)  # a repeat racing the first one's done mark
             if done is not None:
                 if state == "new":
@@ -585,7 +588,7 @@ class FileOutbox(Outbox):
                 handle.write(data)
                 if durable:
                     handle.flush()
-                    os.fsync(handle.fileno())
+                    os.fdatasync(handle.fileno())
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
@@ -658,6 +661,30 @@ def _is_complete(path: Path, size: int) -> bool:
     except FileNotFoundError:
         return False
     return info.st_size == size and stat.S_ISREG(info.st_mode)
+
+
+class _GroupSync:
+    """fsync a directory for many concurrent writers at once (group commit).
+
+    Each writer calls `sync()` after its link; one fsync that starts after a writer's link
+    covers it, so writers that wait while another's fsync runs share the next one instead of
+    queueing one each.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._tickets = itertools.count(1)
+        self._synced = 0
+
+    def sync(self) -> None:
+        ticket = next(self._tickets)  # taken after the caller's link
+        with self._lock:
+            if self._synced >= ticket:
+                return  # an fsync that began after our link has finished
+            covered = next(self._tickets) - 1  # every link made before this fsync starts
+            _fsync_directory(self.directory)
+            self._synced = covered
 
 
 def _fsync_directory(directory: Path) -> None:
