@@ -18,7 +18,8 @@ def run_request(deployment: Deployment, entry: OutboxEntry) -> RunRequest:
     """The run to create for `entry`; refuses what the deployment would refuse or misread.
 
     Prefect accepts unknown top-level parameters (the run then crashes), so those are refused
-    here, with the names the deployment accepts.
+    here, with the names the deployment accepts. The schema check is skipped for an entry
+    checked against this very version of the deployment when it arrived.
 
     Raises:
         ParametersRejected: the flow takes no such event, or the parameters do not fit.
@@ -55,7 +56,7 @@ def run_request(deployment: Deployment, entry: OutboxEntry) -> RunRequest:
             accepted=accepted,
         )
     checked = deployment.is_checked_here()
-    if checked:
+    if checked and not (deployment.version and entry.checked_against == deployment.version):
         refusal = deployment.refusal(parameters)
         if refusal is not None:
             raise ParametersRejected(refusal)

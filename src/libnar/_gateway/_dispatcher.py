@@ -314,24 +314,18 @@ class Dispatcher:
         elif outcomes:
             self._paused_until = 0.0
 
-        def settle() -> list[str]:
-            problems = []
-            for outcome in outcomes:
-                item = by_entry.get(id(outcome.entry))
-                if item is None:
-                    continue
-                try:
-                    if outcome.run is not None:
-                        self.outbox.finish(item, outcome.run.flow_run_id)
-                    elif outcome.rejected is not None:
-                        self.outbox.reject(item, str(outcome.rejected))
-                    else:
-                        self.outbox.release(item, delays.get(outcome.entry.name, 1.0))
-                except OSError as exc:  # it stays pending; it is sent again and found
-                    problems.append(f"{outcome.entry.name}: {exc}")
-            return problems
-
-        problems = await anyio.to_thread.run_sync(settle)
+        items = [
+            (
+                by_entry[id(outcome.entry)],
+                outcome.run.flow_run_id if outcome.run is not None else None,
+                str(outcome.rejected) if outcome.rejected is not None else None,
+                delays.get(outcome.entry.name, 1.0),
+            )
+            for outcome in outcomes
+            if id(outcome.entry) in by_entry
+        ]
+        # An entry that cannot be settled stays pending: it is sent again, and found.
+        problems = await anyio.to_thread.run_sync(self.outbox.settle, items)
         for problem in problems:
             logger.error("outbox: cannot settle %s", problem)
         for outcome in outcomes:

@@ -104,6 +104,10 @@ class OutboxEntry(BaseModel):
     received_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     flow_run_id: str | None = None
     rejected: str | None = None
+    checked_against: str | None = Field(
+        default=None,
+        description="The deployment version whose schema accepted the parameters, if any.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -242,6 +246,23 @@ class Outbox(ABC):
     @abstractmethod
     def release(self, leased: Leased, retry_in: float) -> None:
         """Let go of the entry, still pending; it is leased again after `retry_in` seconds."""
+
+    def settle(self, items: list[tuple[Leased, str | None, str | None, float]]) -> list[str]:
+        """Settle many leased entries at once: `(leased, flow_run_id, rejection, retry_in)`
+        each, finished with its run, rejected with the reason, or released for `retry_in`
+        seconds. Returns a problem per entry that could not be settled (it stays pending)."""
+        problems = []
+        for leased, run_id, rejection, retry_in in items:
+            try:
+                if run_id is not None:
+                    self.finish(leased, run_id)
+                elif rejection is not None:
+                    self.reject(leased, rejection)
+                else:
+                    self.release(leased, retry_in)
+            except OSError as exc:
+                problems.append(f"{leased.entry.name}: {exc}")
+        return problems
 
     @abstractmethod
     def backlog(self) -> Backlog:

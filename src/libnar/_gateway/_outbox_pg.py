@@ -80,6 +80,22 @@ _SCHEMA = [
 ]
 
 
+_FINISH = (
+    "UPDATE libnar_outbox SET state = 'done', flow_run_id = :run, updated_at = now(),"
+    " not_before = NULL, leased_by = NULL WHERE name = :name AND attempt = :attempt"
+)
+_REJECT = (
+    "UPDATE libnar_outbox SET state = 'rejected', reason = :reason, updated_at = now(),"
+    " not_before = NULL, leased_by = NULL"
+    " WHERE name = :name AND attempt = :attempt AND state = 'pending'"
+)
+_RELEASE = (
+    "UPDATE libnar_outbox SET leased_by = NULL,"
+    " not_before = now() + make_interval(secs => :retry)"
+    " WHERE name = :name AND leased_by = :owner AND state = 'pending'"
+)
+
+
 def sqlalchemy_url(url: str) -> str:
     """`postgresql://...` as SQLAlchemy names psycopg 3: `postgresql+psycopg://...`.
 
@@ -253,13 +269,40 @@ class PostgresOutbox(Outbox):
         handle: _RowLease = leased.handle
         with self._transaction() as db:
             db.execute(
-                text(
-                    "UPDATE libnar_outbox SET state = 'done', flow_run_id = :run,"
-                    " updated_at = now(), not_before = NULL, leased_by = NULL"
-                    " WHERE name = :name AND attempt = :attempt"
-                ),
+                text(_FINISH),
                 {"name": handle.name, "attempt": handle.attempt, "run": flow_run_id},
             )
+
+    def settle(self, items: list[tuple[Leased, str | None, str | None, float]]) -> list[str]:
+        """Settle a batch in one transaction (one commit instead of one per entry)."""
+        from sqlalchemy import text
+
+        done = [
+            {"name": item.handle.name, "attempt": item.handle.attempt, "run": run}
+            for item, run, _, _ in items
+            if run is not None
+        ]
+        rejected = [
+            {"name": item.handle.name, "attempt": item.handle.attempt, "reason": why}
+            for item, run, why, _ in items
+            if run is None and why is not None
+        ]
+        released = [
+            {"name": item.handle.name, "owner": item.handle.owner, "retry": retry}
+            for item, run, why, retry in items
+            if run is None and why is None
+        ]
+        try:
+            with self._transaction() as db:
+                if done:
+                    db.execute(text(_FINISH), done)
+                if rejected:
+                    db.execute(text(_REJECT), rejected)
+                if released:
+                    db.execute(text(_RELEASE), released)
+        except OutboxUnavailable as exc:
+            return [f"{item.entry.name}: {exc}" for item, _, _, _ in items]
+        return []
 
     def reject(self, leased: Leased, reason: str) -> None:
         from sqlalchemy import text
@@ -267,11 +310,7 @@ class PostgresOutbox(Outbox):
         handle: _RowLease = leased.handle
         with self._transaction() as db:
             db.execute(
-                text(
-                    "UPDATE libnar_outbox SET state = 'rejected', reason = :reason,"
-                    " updated_at = now(), not_before = NULL, leased_by = NULL"
-                    " WHERE name = :name AND attempt = :attempt AND state = 'pending'"
-                ),
+                text(_REJECT),
                 {"name": handle.name, "attempt": handle.attempt, "reason": reason},
             )
 
@@ -281,11 +320,7 @@ class PostgresOutbox(Outbox):
         handle: _RowLease = leased.handle
         with self._transaction() as db:
             db.execute(
-                text(
-                    "UPDATE libnar_outbox SET leased_by = NULL,"
-                    " not_before = now() + make_interval(secs => :retry)"
-                    " WHERE name = :name AND leased_by = :owner AND state = 'pending'"
-                ),
+                text(_RELEASE),
                 {"name": handle.name, "owner": handle.owner, "retry": retry_in},
             )
 

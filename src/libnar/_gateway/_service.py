@@ -276,7 +276,7 @@ class Gateway:
         if recent is not None:  # it has a run already: nothing to store, nothing to create
             run = CreatedRun(recent.flow_run_id, recent.flow_run_name, duplicate=True)
             return Accepted(entry, duplicate=True, run=run)
-        await self._check(entry)
+        entry = await self._check(entry)
         if self.dispatcher.is_full():
             logger.warning(
                 "backlog full (%d events stored, LIBNAR_GATEWAY_MAX_BACKLOG=%d): answering 503",
@@ -321,12 +321,13 @@ class Gateway:
             raise refusal(entry, outcome.rejected)
         return Accepted(entry, duplicate=duplicate)  # stored; its run comes later
 
-    async def _check(self, entry: OutboxEntry) -> None:
+    async def _check(self, entry: OutboxEntry) -> OutboxEntry:
         """Refuse what the deployment would refuse, from the cached deployment.
 
         When Prefect cannot tell within LIBNAR_GATEWAY_CHECK_TIMEOUT (the deployment never
         looked up, Prefect unreachable) the event is stored unchecked: the dispatcher checks
-        it, and rejects it with the reason if it must.
+        it, and rejects it with the reason if it must. Returns the entry, marked with the
+        deployment version it was checked against.
         """
         try:
             async with asyncio.timeout(self.check_timeout):
@@ -342,11 +343,12 @@ class Gateway:
                 entry.deployment,
                 str(exc) or "no answer in LIBNAR_GATEWAY_CHECK_TIMEOUT",
             )
-            return
+            return entry
         try:
             run_request(deployment, entry)
         except ParametersRejected as exc:
             raise refusal(entry, exc) from None
+        return entry.model_copy(update={"checked_against": deployment.version or None})
 
     def _keep_claim(self, prepared: PreparedEvent) -> OutboxEntry:
         assert prepared.body is not None

@@ -113,6 +113,9 @@ class Deployment:
     """The flow's event parameter (marked in its schema), whatever its name."""
     event_kinds: tuple[str, ...] = ()
     """The event kinds the flow takes: `webhook`, `dpp`, `task`."""
+    version: str = ""
+    """The deployment's id and last update: an event checked against this version need not
+    be checked again."""
 
     def takes(self, source: str) -> bool:
         """Whether the flow takes events of this source (`webhook` or `dpp`)."""
@@ -385,6 +388,7 @@ class PrefectTrigger:
             schema=prepared,
             event_parameter=event[0] if event else None,
             event_kinds=event[1] if event else (),
+            version=f"{body['id']}@{body.get('updated') or ''}",
         )
 
     # -- runs --------------------------------------------------------------------------------
