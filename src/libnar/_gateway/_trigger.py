@@ -54,6 +54,7 @@ __all__ = [
 logger = logging.getLogger("libnar.gateway")
 
 _BULK_LIMIT = 100  # Prefect's BULK_CREATE_LIMIT
+_MIN_BULK = 5
 _CONTEXT_KEY = "libnar_gateway_request"
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -248,7 +249,9 @@ class PrefectTrigger:
         self._http = httpx.AsyncClient(
             base_url=self.api_url + "/",
             headers=dict(headers or {}),
-            timeout=httpx.Timeout(min(timeout, 10.0), connect=min(timeout, 3.0)),
+            # A bulk call on a busy Prefect can take seconds: only the whole deadline bounds it
+            # (a call cut short would be sent again, and Prefect would do the work twice).
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
         self._slots = asyncio.Semaphore(concurrency)
@@ -260,6 +263,7 @@ class PrefectTrigger:
         self._queues: dict[str, list[_Waiting]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = metrics
+        self._bulk_size = _BULK_LIMIT
 
     @classmethod
     def from_settings(
@@ -401,19 +405,39 @@ class PrefectTrigger:
         Returns one outcome per request, in order: the run, or the error for that request
         (`ParametersRejected`, `DeploymentNotFound`, `PrefectUnavailable`, `PrefectError`).
         The same key twice is one run; the later ones are duplicates.
+
+        The size of a call adapts to Prefect's pace: calls are kept to about a quarter of the
+        timeout (fewer runs a call when Prefect is slow, up to 100 when it is fast), so a
+        busy Prefect is never given more than it can answer in time.
         """
         waiting = [
             _Waiting(request, asyncio.get_running_loop().create_future()) for request in requests
         ]
-        for start in range(0, len(waiting), _BULK_LIMIT):
-            batch = waiting[start : start + _BULK_LIMIT]
+        start = 0
+        while start < len(waiting):
+            batch = waiting[start : start + self._bulk_size]
+            start += len(batch)
             async with self._slots:
+                began = time.monotonic()
                 await self._run_batch(deployment, batch, have_slot=True)
+                self._adapt_bulk_size(len(batch), time.monotonic() - began, batch)
         outcomes: list[CreatedRun | Exception] = []
         for item in waiting:
             error = item.future.exception()
             outcomes.append(error if isinstance(error, Exception) else item.future.result())
         return outcomes
+
+    def _adapt_bulk_size(self, sent: int, seconds: float, batch: list[_Waiting]) -> None:
+        timed_out = any(
+            isinstance(w.future.exception(), PrefectUnavailable)
+            for w in batch
+            if w.future.done() and not w.future.cancelled()
+        )
+        if timed_out:
+            self._bulk_size = max(_MIN_BULK, self._bulk_size // 2)
+        elif sent >= self._bulk_size and seconds > 0:
+            fitting = int(sent * (self._timeout / 4) / seconds)
+            self._bulk_size = max(_MIN_BULK, min(_BULK_LIMIT, fitting))
 
     async def create_run(self, deployment: Deployment, request: RunRequest) -> CreatedRun:
         """Create the run (or find the one with its key); does not wait for it to start.
