@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,10 @@ def count_runs(api_url: str, deployment_id: str) -> int:
     return int(answer.json())
 
 
-def runs_per_task(api_url: str, deployment_id: str) -> Counter[str]:
+def runs_per_task(api_url: str, deployment_id: str) -> tuple[Counter[str], float]:
+    """Runs per task id, and the creation time (Unix) of the last run."""
     found: Counter[str] = Counter()
+    last = 0.0
     offset = 0
     while True:
         page = httpx.post(
@@ -179,8 +182,9 @@ def runs_per_task(api_url: str, deployment_id: str) -> Counter[str]:
         ).json()
         for run in page:
             found[run["parameters"]["event"]["task"]["id"]] += 1
+            last = max(last, datetime.fromisoformat(run["created"]).timestamp())
         if len(page) < 200:
-            return found
+            return found, last
         offset += 200
 
 
@@ -330,18 +334,24 @@ def bench(database: str, events: int, concurrency: int) -> dict[str, Any]:
                 os.kill(process.pid, signal.SIGKILL)
                 killed.append(time.perf_counter())
 
-        started = time.perf_counter()
+        started = time.time()
         accept = asyncio.run(
             run_load(
                 urls, concurrency, len(posts), posts=posts, token=token, on_accepted=maybe_kill
             )
         )
         expected = len(warm) + len(accept.accepted)
+        burst_over = time.time()
+        left = expected - count_runs(prefect.api_url, ids["bench_hook_ptp_deploy"])
         deadline = time.monotonic() + 600
+        # Polled slowly (each count is work for Prefect); the drain's end is read from the
+        # runs' creation times afterwards.
         while count_runs(prefect.api_url, ids["bench_hook_ptp_deploy"]) < expected:
             assert time.monotonic() < deadline, "the accepted events were not drained"
-            time.sleep(0.2)
-        drain_seconds = time.perf_counter() - started
+            time.sleep(1.0)
+        _, drained_at = runs_per_task(prefect.api_url, ids["bench_hook_ptp_deploy"])
+        drain_seconds = drained_at - started
+        after_burst = left / (drained_at - burst_over) if left > 0 else 0.0
         handled = len(audit_latencies([g.log for g in gateways if g.log]))
         quiet, _ = make_events(50)
         quiet_load = asyncio.run(run_load(urls[-1:], 1, len(quiet), posts=quiet, token=token))
@@ -355,7 +365,7 @@ def bench(database: str, events: int, concurrency: int) -> dict[str, Any]:
             )
         )
         time.sleep(2)  # late duplicates, if any, would show now
-        runs = runs_per_task(prefect.api_url, ids["bench_hook_ptp_deploy"])
+        runs, _ = runs_per_task(prefect.api_url, ids["bench_hook_ptp_deploy"])
         tasks = {body["task"]["id"] for body in warm + quiet} | accept.accepted
         lost = sum(1 for task in tasks if runs[task] == 0)
         duplicates = sum(count - 1 for count in runs.values() if count > 1)
@@ -375,6 +385,8 @@ def bench(database: str, events: int, concurrency: int) -> dict[str, Any]:
             "quiet_p50": percentile(quiet_load.latencies, 0.5),
             "quiet_audit_p50_ms": percentile(quiet_audit, 0.5),
             "drain_rate": len(accept.accepted) / drain_seconds,
+            "drain_after_burst": after_burst,
+            "left_after_burst": left,
             "ceiling_rate": ceiling,
             "accepted": len(accept.accepted),
             "lost": lost,
@@ -404,6 +416,10 @@ def show(found: dict[str, Any]) -> None:
         f"  drain  {found['drain_rate']:6.1f} runs/s   Prefect bulk ceiling {found['ceiling_rate']:6.1f} runs/s"
     )
     print(
+        f"  drain once the burst was over: {found['drain_after_burst']:6.1f} runs/s"
+        f" ({found['left_after_burst']} events left then)"
+    )
+    print(
         f"  {found['accepted']} events accepted; lost {found['lost']}; duplicate runs {found['duplicates']}"
     )
     checks = [
@@ -412,6 +428,12 @@ def show(found: dict[str, Any]) -> None:
         ("audit p50 <= 10 ms", found["audit_p50_ms"], 10.0, "max"),
         ("audit p50 one at a time <= 10 ms", found["quiet_audit_p50_ms"], 10.0, "max"),
         ("drain / ceiling >= 0.9", found["drain_rate"] / found["ceiling_rate"], 0.9, "min"),
+        (
+            "drain after the burst / ceiling >= 0.9",
+            found["drain_after_burst"] / found["ceiling_rate"],
+            0.9,
+            "min",
+        ),
         ("lost == 0", found["lost"], 0, "max"),
         ("duplicates == 0", found["duplicates"], 0, "max"),
     ]
