@@ -247,6 +247,8 @@ def run_dev(
         _apply_locally(plans, say)
 
         env = {**os.environ, "PREFECT_API_URL": api_url}
+        # Locally the answer names the run (a link to follow), unless set otherwise.
+        env.setdefault("LIBNAR_GATEWAY_WAIT_FOR_RUN", "true")
         keys = _dev_secrets(env)
         from libnar._build._pools import LOCAL_POOL
         from libnar._local_stack import GatewayProcess, WorkerProcess

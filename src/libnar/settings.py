@@ -136,8 +136,24 @@ class Settings(BaseSettings):
     )
     outbox_dir: Path = _env(
         "LIBNAR_OUTBOX_DIR",
-        "Directory where the gateway writes each accepted event before triggering it.",
+        "Directory where the gateway stores each accepted event until its run exists (the"
+        " embedded outbox, for one machine; see `LIBNAR_OUTBOX_URL`).",
         default=Path(".libnar/outbox"),
+    )
+    outbox_url: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_OUTBOX_URL",
+        "`postgresql://user:password@host:5432/db`: keep the outbox and large events' bodies in"
+        " PostgreSQL instead of `LIBNAR_OUTBOX_DIR`, so gateway replicas share them (needs"
+        " `libnar[db]`).",
+        default=None,
+    )
+    outbox_lease_seconds: float = _env(
+        "LIBNAR_OUTBOX_LEASE_SECONDS",
+        "Seconds a gateway's dispatcher holds the stored events it is sending to Prefect; an"
+        " event held by a replica that died is taken by another after this (PostgreSQL"
+        " outbox; keep it above `LIBNAR_GATEWAY_PREFECT_TIMEOUT`).",
+        default=60.0,
+        gt=0,
     )
     max_body_bytes: int = _env(
         "LIBNAR_MAX_BODY_BYTES",
@@ -154,10 +170,30 @@ class Settings(BaseSettings):
     )
     gateway_bulk_window_ms: float = _env(
         "LIBNAR_GATEWAY_BULK_WINDOW_MS",
-        "Milliseconds the gateway gathers events for one deployment into one bulk create call"
-        " (0 sends each event alone).",
+        "Milliseconds the gateway's dispatcher waits after a new event to gather more into one"
+        " bulk create call per deployment (0 sends at once).",
         default=10.0,
         ge=0,
+    )
+    gateway_max_backlog: int = _env(
+        "LIBNAR_GATEWAY_MAX_BACKLOG",
+        "Most stored events waiting for their run; past it the gateway answers 503 with"
+        " `Retry-After` instead of accepting more than Prefect can drain.",
+        default=10_000,
+        ge=1,
+    )
+    gateway_wait_for_run: bool = _env(
+        "LIBNAR_GATEWAY_WAIT_FOR_RUN",
+        "Answer an event once its run exists, with the run's id (as before libnar 5), instead"
+        " of as soon as it is stored; `libnar dev` turns it on.",
+        default=False,
+    )
+    gateway_check_timeout: float = _env(
+        "LIBNAR_GATEWAY_CHECK_TIMEOUT",
+        "Seconds an event waits for its deployment to be looked up on Prefect (first event of"
+        " a deployment); past it the event is stored unchecked and checked when dispatched.",
+        default=5.0,
+        gt=0,
     )
     gateway_deployment_cache_seconds: float = _env(
         "LIBNAR_GATEWAY_DEPLOYMENT_CACHE_SECONDS",
@@ -167,14 +203,14 @@ class Settings(BaseSettings):
     )
     gateway_prefect_timeout: float = _env(
         "LIBNAR_GATEWAY_PREFECT_TIMEOUT",
-        "Seconds the gateway waits for one Prefect API call, retries included, before"
-        " answering 503.",
+        "Seconds one Prefect API call of the gateway may take, retries included; past it the"
+        " events it carried stay stored and are sent again later.",
         default=20.0,
         gt=0,
     )
     gateway_retry_after_seconds: int = _env(
         "LIBNAR_GATEWAY_RETRY_AFTER_SECONDS",
-        "The `Retry-After` the gateway sends with a 503 when Prefect is unreachable.",
+        "The `Retry-After` the gateway sends with a 503 (backlog full, outbox unavailable).",
         default=30,
         ge=1,
     )
