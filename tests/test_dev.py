@@ -28,6 +28,7 @@ def test_dev_applies_the_build_plan_of_each_package_on_the_local_pool() -> None:
 
     found = dev_plans(EXAMPLES / "flows", warn=pytest.fail)
     assert [plan.flow_name for _, plan in found] == [
+        "acm12_new_frames_prp",
         "acm12_nightly_export_ptp",
         "fun69_boxes_ptp",
         "fun69_label_counts_ptp",

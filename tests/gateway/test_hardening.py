@@ -661,8 +661,8 @@ def test_an_async_flow_fetches_its_reference_and_a_wrong_token_fails_the_run(
     body["task"]["data"]["frames"] = ["y" * 100] * 7000
     with public_gateway.client() as client:
         answer = client.post("/dpp-event", json=body, headers=DPP)
-    assert answer.status_code == 200, answer.text
-    parameters = read_run(answer.json()["flow_run_id"]).parameters
+    assert answer.status_code == 202, answer.text
+    parameters = run_of(answer).parameters
 
     @nps_flow(name="gw_dpp_ptp", submit_result=False)
     async def probe(event: DppEvent, min_box_px: int = 4) -> int:
