@@ -134,7 +134,7 @@ def iter_json(url: str | PurePath, prefix: str = "item", **options: Any) -> Iter
             if _is_gzip(url):
                 source = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
             try:
-                yield from ijson.items(source, prefix, use_float=True, buf_size=256 * 1024)
+                yield from ijson.items(source, prefix, use_float=True, buf_size=64 * 1024)
             except ijson.JSONError as exc:
                 raise StorageJSONError(f"{mask_url(url)}: not valid JSON: {exc}") from None
 
@@ -145,7 +145,7 @@ def _enc_hook(value: Any) -> Any:
         return value.model_dump(mode="json", by_alias=True)
     if isinstance(value, PurePath):
         return str(value)
-    raise NotImplementedError  # msgspec then raises its TypeError naming the type
+    raise TypeError(f"{type(value).__name__} is not JSON (give a str, number, list, dict, ...)")
 
 
 def _encoder() -> Any:
