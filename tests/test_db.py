@@ -54,7 +54,9 @@ def test_an_engine_from_a_json_secret_as_rds_stores_it(
         connection.execute(text("create table if not exists seen (id int)"))
         connection.execute(text("insert into seen values (1)"))
     with engine.connect() as connection:
-        assert connection.execute(text("select current_database()")).scalar_one() == fields["dbname"]
+        assert (
+            connection.execute(text("select current_database()")).scalar_one() == fields["dbname"]
+        )
     assert "unused-with-trust-auth" not in repr(engine) + str(engine.url)
 
 
@@ -98,7 +100,10 @@ def test_a_bad_secret_names_the_problem_never_the_password(value: str, message: 
     [
         ("postgresql://u:p%40ss@h:5433/db", "postgresql+psycopg://u:***@h:5433/db"),
         ("postgres://u@h/db?sslmode=require", "postgresql+psycopg://u@h/db?sslmode=require"),
-        ('{"host": "h", "user": "u", "password": "p@ss", "database": "db"}', "postgresql+psycopg://u:***@h/db"),
+        (
+            '{"host": "h", "user": "u", "password": "p@ss", "database": "db"}',
+            "postgresql+psycopg://u:***@h/db",
+        ),
     ],
 )
 def test_connection_urls_use_psycopg_3(value: str, expected: str) -> None:
@@ -109,5 +114,7 @@ def test_connection_urls_use_psycopg_3(value: str, expected: str) -> None:
 
 def test_no_connection_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LIBNAR_DB_SECRET", raising=False)
-    with pytest.raises(SettingsError, match="pass secret='<name>' or url=..., or set LIBNAR_DB_SECRET"):
+    with pytest.raises(
+        SettingsError, match=r"pass secret='<name>' or url=\.\.\., or set LIBNAR_DB_SECRET"
+    ):
         create_engine()

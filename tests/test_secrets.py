@@ -69,7 +69,8 @@ def test_a_value_never_shows_in_repr_str_or_errors(monkeypatch: pytest.MonkeyPat
     with pytest.raises(SecretFormatError) as caught:
         get_secret_json("token")
     assert "hunter2" not in str(caught.value)
-    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
 
 
 def test_missing_everywhere_lists_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,7 +90,9 @@ def test_missing_everywhere_lists_where_it_looked(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.slow
-def test_a_prefect_secret_block(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_prefect_secret_block(
+    prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.blocks.system import Secret
 
     name = _unique("nps-reporting")
@@ -99,7 +102,9 @@ def test_a_prefect_secret_block(prefect_server: PrefectServer, monkeypatch: pyte
     monkeypatch.setenv("LIBNAR_SECRET_SOURCES", "env,prefect")
     assert get_secret(name).get_secret_value() == "block-value"
     assert get_secret_json(f"{name}-json") == {"host": "db.internal", "port": 5432}
-    with pytest.raises(SecretNotFoundError, match=rf"Prefect Secret block '{name}-x': not found at"):
+    with pytest.raises(
+        SecretNotFoundError, match=rf"Prefect Secret block '{name}-x': not found at"
+    ):
         get_secret(f"{name}-x")
 
 

@@ -28,7 +28,11 @@ BLOCKS = [
 def test_a_text_message_returns_its_timestamp(fake_slack: FakeSlack) -> None:
     ts = send_message("#nps-alerts", text="fun69: done [project] <b>")
     (message,) = fake_slack.messages
-    assert (message.channel, message.ts, message.text) == ("C0NPSALERT1", ts, "fun69: done [project] <b>")
+    assert (message.channel, message.ts, message.text) == (
+        "C0NPSALERT1",
+        ts,
+        "fun69: done [project] <b>",
+    )
     (call,) = fake_slack.calls
     assert call.authorization == f"Bearer {fake_slack.token}"
     assert call.content_type == "application/json; charset=utf-8"
@@ -37,7 +41,8 @@ def test_a_text_message_returns_its_timestamp(fake_slack: FakeSlack) -> None:
 def test_blocks_with_a_notification_text(fake_slack: FakeSlack) -> None:
     send_message("C0GENERAL01", text="fun69 done", blocks=BLOCKS)
     (message,) = fake_slack.messages
-    assert message.blocks == BLOCKS and message.text == "fun69 done"
+    assert message.blocks == BLOCKS
+    assert message.text == "fun69 done"
 
 
 def test_a_reply_in_a_thread(fake_slack: FakeSlack) -> None:
@@ -88,10 +93,12 @@ def test_a_rate_limited_call_is_retried_after_the_wait_slack_asks(fake_slack: Fa
     fake_slack.rate_limit("chat.postMessage", times=2, retry_after=1)
     fake_slack.rate_limit("files.getUploadURLExternal", times=1, retry_after=1)
     ts = send_message("#general", text="hello", files=[SlackFile("a.txt", b"a")])
-    assert len(fake_slack.messages) == 1 and fake_slack.messages[0].ts == ts
+    assert len(fake_slack.messages) == 1
+    assert fake_slack.messages[0].ts == ts
     posts = [call.at for call in fake_slack.calls if call.method == "chat.postMessage"]
     assert len(posts) == 3
-    assert posts[1] - posts[0] >= 0.95 and posts[2] - posts[1] >= 0.95, "waited Retry-After"
+    assert posts[1] - posts[0] >= 0.95, "waited Retry-After"
+    assert posts[2] - posts[1] >= 0.95, "waited Retry-After"
 
 
 def test_rate_limited_past_the_retries_raises(
@@ -99,7 +106,7 @@ def test_rate_limited_past_the_retries_raises(
 ) -> None:
     monkeypatch.setenv("LIBNAR_SLACK_MAX_RETRIES", "1")
     fake_slack.rate_limit("chat.postMessage", times=5, retry_after=1)
-    with pytest.raises(SlackRateLimitError, match="chat.postMessage: ratelimited") as caught:
+    with pytest.raises(SlackRateLimitError, match=r"chat\.postMessage: ratelimited") as caught:
         send_message("#general", text="hello")
     assert caught.value.code == "ratelimited"
     assert fake_slack.methods_called() == ["chat.postMessage"] * 2
@@ -181,10 +188,13 @@ def test_the_fake_takes_form_fields_only_where_slack_does(fake_slack: FakeSlack)
     as_json = httpx.post(url, json={"filename": "a.txt", "length": 1}, headers=headers).json()
     as_form = httpx.post(url, data={"filename": "a.txt", "length": 1}, headers=headers).json()
     assert as_json == {"ok": False, "error": "invalid_form_data"}
-    assert as_form["ok"] and as_form["upload_url"].startswith(fake_slack.api_url.removesuffix("/api"))
+    assert as_form["ok"]
+    assert as_form["upload_url"].startswith(fake_slack.api_url.removesuffix("/api"))
     limited = httpx.post(f"{fake_slack.api_url}/chat.postMessage", headers=headers)
-    assert limited.status_code == 200 and limited.json()["error"] == "channel_not_found"
+    assert limited.status_code == 200
+    assert limited.json()["error"] == "channel_not_found"
     fake_slack.rate_limit("chat.postMessage", retry_after=7)
     limited = httpx.post(f"{fake_slack.api_url}/chat.postMessage", headers=headers)
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "7"
     assert limited.json() == {"ok": False, "error": "ratelimited"}

@@ -149,7 +149,9 @@ def create_engine(
             )
         from libnar.secrets import get_secret
 
-        found = connection_url(get_secret(name, settings=settings).get_secret_value(), f"secret {name!r}")
+        found = connection_url(
+            get_secret(name, settings=settings).get_secret_value(), f"secret {name!r}"
+        )
     options: dict[str, Any] = {
         "pool_pre_ping": True,
         "pool_size": settings.db_pool_size,

@@ -269,7 +269,7 @@ def get_secret_json(
                 )
     if not isinstance(value, dict):
         raise SecretFormatError(
-            f"secret {name!r} is not a JSON object (e.g. {{\"user\": \"...\"}}); use"
+            f'secret {name!r} is not a JSON object (e.g. {{"user": "..."}}); use'
             " get_secret() for a plain string"
         ) from None
     return value

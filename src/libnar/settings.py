@@ -287,7 +287,9 @@ class Settings(BaseSettings):
         default=None,
     )
     azure_account_name: Annotated[str | None, Unblank] = _env(
-        "LIBNAR_AZURE_ACCOUNT_NAME", "Azure storage account of `az://`/`abfs://` URLs.", default=None
+        "LIBNAR_AZURE_ACCOUNT_NAME",
+        "Azure storage account of `az://`/`abfs://` URLs.",
+        default=None,
     )
     azure_account_key: Annotated[SecretStr | None, Unblank] = _env(
         "LIBNAR_AZURE_ACCOUNT_KEY",
@@ -349,8 +351,8 @@ class Settings(BaseSettings):
     )
     secret_primary_access_key: Annotated[SecretStr | None, Unblank] = _env(
         "LIBNAR_SECRET_PRIMARY_ACCESS_KEY",
-        "The earlier system's primary access key; `get_secret(\"primary-access-key\")` and"
-        " `get_access_key(\"primary\")` return it (unset: looked up in the secret stores).",
+        'The earlier system\'s primary access key; `get_secret("primary-access-key")` and'
+        ' `get_access_key("primary")` return it (unset: looked up in the secret stores).',
         default=None,
     )
     secret_secondary_access_key: Annotated[SecretStr | None, Unblank] = _env(
@@ -374,7 +376,10 @@ class Settings(BaseSettings):
         "LIBNAR_SLACK_API_URL", "Base URL of Slack's Web API.", default="https://slack.com/api"
     )
     slack_timeout: float = _env(
-        "LIBNAR_SLACK_TIMEOUT", "Seconds to wait for Slack to connect or answer.", default=30.0, gt=0
+        "LIBNAR_SLACK_TIMEOUT",
+        "Seconds to wait for Slack to connect or answer.",
+        default=30.0,
+        gt=0,
     )
     slack_max_retries: int = _env(
         "LIBNAR_SLACK_MAX_RETRIES",

@@ -122,15 +122,15 @@ def test_events_and_paths_are_written_as_json() -> None:
 
 def test_reading_invalid_json_names_the_url_and_the_place(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"a": ')
-    with pytest.raises(StorageJSONError, match=r"bad.json: not valid JSON: .*") as caught:
+    with pytest.raises(StorageJSONError, match=r"bad\.json: not valid JSON: .*") as caught:
         read_json(tmp_path / "bad.json")
-    with pytest.raises(StorageJSONError, match="bad.json: not valid JSON"):
+    with pytest.raises(StorageJSONError, match=r"bad\.json: not valid JSON"):
         list(iter_json(tmp_path / "bad.json", ""))
     assert '{"a"' not in str(caught.value)
 
 
 def test_reading_a_missing_object_raises_file_not_found(store: str) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
         read_json(f"{store}/missing.json")
 
 

@@ -37,6 +37,6 @@ __all__ = [
     "path",
     "read_json",
     "storage_options",
-    "write_json",
     "workdir",
+    "write_json",
 ]

@@ -112,7 +112,7 @@ def filesystem(url: str, **options: Any) -> AbstractFileSystem:
         # service for the bucket's layout and waits a minute for each such call to fail.
         from gcsfs.core import GCSFileSystem
 
-        return GCSFileSystem(**merged)  # type: ignore[no-any-return]
+        return GCSFileSystem(**merged)
     try:
         return fsspec.filesystem(scheme, **merged)
     except ValueError as exc:
@@ -138,7 +138,7 @@ def path(url: str, **options: Any) -> UPath:
     from upath import UPath
 
     fs = filesystem(url, **options)
-    found = UPath(str(url), **{key: _unwrap(value) for key, value in options.items()})
+    found: UPath = UPath(str(url), **{key: _unwrap(value) for key, value in options.items()})
     if scheme_of(url) != "file":
         found._fs_cached = fs  # the same backend and credentials as filesystem(url)
     return found

@@ -132,7 +132,7 @@ def iter_json(url: str | PurePath, prefix: str = "item", **options: Any) -> Iter
         source: IO[bytes] = raw
         with contextlib.ExitStack() as stack:
             if _is_gzip(url):
-                source = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                source = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")))
             try:
                 yield from ijson.items(source, prefix, use_float=True, buf_size=64 * 1024)
             except ijson.JSONError as exc:
@@ -238,9 +238,7 @@ def _write_chunks(file: IO[bytes], data: bytes) -> None:
     view.release()
 
 
-def write_json(
-    url: str | PurePath, obj: Any, *, indent: int | None = None, **options: Any
-) -> None:
+def write_json(url: str | PurePath, obj: Any, *, indent: int | None = None, **options: Any) -> None:
     """Write `obj` as JSON to `url`, atomically: the object appears whole or not at all.
 
     An iterator (e.g. a generator) is written as a JSON array item by item, so an export of
@@ -255,17 +253,14 @@ def write_json(
     url = str(url)
     fs, fpath = url_and_fs(url, **options)
     try:
-        with _atomic_writer(fs, fpath, url) as file:
-            with contextlib.ExitStack() as stack:
-                target: IO[bytes] = file
-                if _is_gzip(url):
-                    target = stack.enter_context(
-                        gzip.GzipFile(fileobj=file, mode="wb", compresslevel=6, mtime=0)
-                    )
-                for data in _iter_encoded(obj, url, indent):
-                    _write_chunks(target, data)
+        with _atomic_writer(fs, fpath, url) as file, contextlib.ExitStack() as stack:
+            target: IO[bytes] = file
+            if _is_gzip(url):
+                zipped = gzip.GzipFile(fileobj=file, mode="wb", compresslevel=6, mtime=0)
+                target = cast(IO[bytes], stack.enter_context(zipped))
+            for data in _iter_encoded(obj, url, indent):
+                _write_chunks(target, data)
     except (StorageError, FileNotFoundError, PermissionError):
         raise
     except OSError as exc:
         raise StorageError(f"{mask_url(url)}: write failed: {exc}") from exc
-

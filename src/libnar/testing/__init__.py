@@ -41,6 +41,7 @@ from libnar._local_stack import (
     make_webhook_event,
 )
 from libnar.testing._build import assert_build_valid
+from libnar.testing._fixtures_samahub import fake_samahub
 from libnar.testing._fixtures_toolbox import (
     az_container,
     azurite,
@@ -50,7 +51,6 @@ from libnar.testing._fixtures_toolbox import (
     moto_server,
     s3_bucket,
 )
-from libnar.testing._fixtures_samahub import fake_samahub
 from libnar.testing._postgres import PostgresServer, PostgresUnavailable
 
 if TYPE_CHECKING:
@@ -78,17 +78,17 @@ __all__ = [
     "azurite",
     "fake_samahub",
     "fake_slack",
+    "free_port",
     "gcs_emulator",
     "gs_bucket",
-    "moto_server",
-    "s3_bucket",
-    "free_port",
     "make_dpp_event",
     "make_task",
     "make_task_id",
     "make_webhook_event",
+    "moto_server",
     "postgres_server",
     "prefect_server",
+    "s3_bucket",
     "serve_fake_samahub",
 ]
 

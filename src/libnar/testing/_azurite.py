@@ -72,7 +72,9 @@ def install_azurite(folder: Path | None = None, timeout: float = 300) -> Path:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise AzuriteUnavailable(f"npm install {AZURITE_PACKAGE} took over {timeout:.0f} s") from None
+        raise AzuriteUnavailable(
+            f"npm install {AZURITE_PACKAGE} took over {timeout:.0f} s"
+        ) from None
     if done.returncode != 0 or not program.exists():
         raise AzuriteUnavailable(
             f"npm install {AZURITE_PACKAGE} into {folder} failed ({done.returncode}):"

@@ -87,7 +87,7 @@ class FakeSlack:
     _limits: dict[str, _RateLimit] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
     _thread: threading.Thread | None = None
 
     # -- test controls -------------------------------------------------------------------
@@ -115,13 +115,8 @@ class FakeSlack:
     # -- serving -------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        fake = self
-
-        class Handler(_Handler):
-            slack = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.slack = self
         self.api_url = f"http://127.0.0.1:{self._server.server_address[1]}/api"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -167,7 +162,7 @@ class FakeSlack:
                 return 200, {}, _error("unknown_method")
             return 200, {}, answer(arguments)
 
-    def _chat_postMessage(self, arguments: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _chat_postMessage(self, arguments: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_id(arguments.get("channel"))
         if channel is None:
             return _error("channel_not_found")
@@ -199,7 +194,7 @@ class FakeSlack:
             message["blocks"] = blocks
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
-    def _files_getUploadURLExternal(self, arguments: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _files_getUploadURLExternal(self, arguments: dict[str, Any]) -> dict[str, Any]:
         filename, length = arguments.get("filename"), arguments.get("length")
         if not filename or length is None or not str(length).isdigit():
             return _error("invalid_arguments")
@@ -208,7 +203,7 @@ class FakeSlack:
         origin = self.api_url.removesuffix("/api")
         return {"ok": True, "upload_url": f"{origin}/upload/v1/{file_id}", "file_id": file_id}
 
-    def _files_completeUploadExternal(self, arguments: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+    def _files_completeUploadExternal(self, arguments: dict[str, Any]) -> dict[str, Any]:
         try:
             listed = json.loads(arguments.get("files") or "")
         except ValueError:
@@ -252,11 +247,20 @@ def _error(code: str) -> dict[str, Any]:
 _FORM_ONLY = {"files.getUploadURLExternal"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
     slack: FakeSlack
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    @property
+    def slack(self) -> FakeSlack:
+        return self.server.slack
+
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
