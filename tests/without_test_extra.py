@@ -21,6 +21,14 @@ TEST_EXTRA_MODULES = (
     "mkdocs",
     "material",
     "mypy",
+    # The toolbox's test servers and the cloud/database extras the test extra pulls in.
+    "moto",
+    "gcp_storage_emulator",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "boto3",
+    "psycopg",
 )
 
 

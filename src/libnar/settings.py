@@ -327,7 +327,7 @@ class Settings(BaseSettings):
         "LIBNAR_SECRET_SOURCES",
         "Where `get_secret` looks, in order (comma-separated): `env` (`LIBNAR_SECRET_<NAME>`),"
         " `prefect` (Secret blocks), `aws` (Secrets Manager), `gcp` (Secret Manager).",
-        default_factory=lambda: ["env", "prefect", "aws", "gcp"],
+        default=["env", "prefect", "aws", "gcp"],
     )
     aws_secrets_region: Annotated[str | None, Unblank] = _env(
         "LIBNAR_AWS_SECRETS_REGION",
