@@ -2,8 +2,8 @@
 
 moto's standalone server runs in its own process on 127.0.0.1 and holds a delivery export (a
 JSON array of tasks with vector shapes) of SIZE MB (default 50), plain and gzip-compressed.
-Each case runs in a fresh process, once for time (median of REPEATS reads, after one warm-up
-read) and once for memory (one read):
+Each case runs in fresh processes: one for time (median of REPEATS reads, default 3, after a
+warm-up read), one for resident memory and one for tracemalloc (one read each):
 
   boto3:      json.load(s3.get_object(...)["Body"])      (the baseline)
   s3fs:       json.load(s3fs.S3FileSystem().open(...))
@@ -12,7 +12,8 @@ read) and once for memory (one read):
   iter_json:  for task in libnar.storage.iter_json("s3://..."): count
   iter_gz:    the same on the .gz object
 
-Memory: the process's peak resident memory over what it held before the read (ru_maxrss), and
+Memory: the process's peak resident memory over what it held before the read (VmHWM after a
+reset, Linux), and
 tracemalloc's peak minus what the result keeps (what the read costs beyond its result), both
 as multiples of the object's size. Ratios are against boto3 in the same run.
 
@@ -24,12 +25,12 @@ from __future__ import annotations
 import gc
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 BUCKET = "libnar-bench"
@@ -58,7 +59,9 @@ def export(size: int) -> bytes:
             "created_at": "2031-04-09T10:00:00Z",
             "delivered_at": "2031-04-10T08:00:00Z",
             "data": {"image url": f"https://cdn.example/{len(tasks)}.jpg", "image Width": "3264"},
-            "answers": {"photo": {"layers": {"vector_tagging": [{"group_type": None, "shapes": shapes}]}}},
+            "answers": {
+                "photo": {"layers": {"vector_tagging": [{"group_type": None, "shapes": shapes}]}}
+            },
         }
         tasks.append(task)
         total += len(json.dumps(task, separators=(",", ":"))) + 1
@@ -74,7 +77,7 @@ def options(endpoint: str) -> dict[str, Any]:
     }
 
 
-def reader(case: str, endpoint: str) -> Any:
+def reader(case: str, endpoint: str, stem: str = "export") -> Any:
     """A function that reads the export as `case` does and returns the result."""
     if case == "boto3":
         import boto3
@@ -86,31 +89,55 @@ def reader(case: str, endpoint: str) -> Any:
             aws_secret_access_key="testing",
             region_name="us-east-1",
         )
-        return lambda: json.load(client.get_object(Bucket=BUCKET, Key="export.json")["Body"])
+        return lambda: json.load(client.get_object(Bucket=BUCKET, Key=f"{stem}.json")["Body"])
     if case == "s3fs":
         import s3fs
 
         fs = s3fs.S3FileSystem(**options(endpoint))
 
         def read_s3fs() -> Any:
-            with fs.open(f"{BUCKET}/export.json", "rb") as file:
+            with fs.open(f"{BUCKET}/{stem}.json", "rb") as file:
                 return json.load(file)
 
         return read_s3fs
     from libnar.storage import iter_json, read_json
 
-    name = "export.json.gz" if case.endswith("_gz") else "export.json"
+    name = f"{stem}.json.gz" if case.endswith("_gz") else f"{stem}.json"
     url = f"s3://{BUCKET}/{name}"
     if case.startswith("read"):
         return lambda: read_json(url, **options(endpoint))
     return lambda: sum(1 for _ in iter_json(url, **options(endpoint)))
 
 
+def memory_status(field: str) -> int:
+    """A field of /proc/self/status in bytes (VmRSS: resident now; VmHWM: the peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> None:
+    """Reset VmHWM to the resident memory now (Linux >= 4.0).
+
+    ru_maxrss cannot serve: a child inherits its parent's peak, which here holds the export.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def run_case(case: str, endpoint: str, mode: str, repeats: int) -> dict[str, float]:
+    """Time `case` (median of `repeats`), or its peak memory (`rss` or `traced`) in one read.
+
+    Every mode first reads a small object the same way (imports, connections, credentials),
+    so that only the big read is measured; `rss` and `traced` run in separate processes since
+    tracemalloc's own bookkeeping would count in the resident memory.
+    """
+    reader(case, endpoint, "small")()
     read = reader(case, endpoint)
-    read()  # warm up: imports, connections, credentials
     gc.collect()
     if mode == "time":
+        read()
+        gc.collect()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -119,14 +146,19 @@ def run_case(case: str, endpoint: str, mode: str, repeats: int) -> dict[str, flo
             del result
             gc.collect()
         return {"median_s": statistics.median(times), "min_s": min(times)}
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if mode == "rss":
+        reset_peak()
+        before = memory_status("VmRSS")
+        result = read()
+        after = memory_status("VmHWM")
+        del result
+        return {"rss_peak": float(after - before)}
     tracemalloc.start()
     result = read()
     retained, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     del result
-    return {"rss_peak": float(after - before), "traced_peak": peak, "traced_retained": retained}
+    return {"traced_peak": float(peak), "traced_retained": float(retained)}
 
 
 def child(case: str, endpoint: str, mode: str, repeats: int) -> dict[str, float]:
@@ -146,7 +178,7 @@ def main() -> None:
     from libnar.testing import MotoServer
 
     size_mb = float(sys.argv[1]) if len(sys.argv) > 1 else 50
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     body = export(int(size_mb * 1_000_000))
     size = len(body)
     with MotoServer() as moto:
@@ -154,12 +186,18 @@ def main() -> None:
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="export.json", Body=body)
         s3.put_object(Bucket=BUCKET, Key="export.json.gz", Body=gzip.compress(body, 6))
+        small = export(100_000)
+        s3.put_object(Bucket=BUCKET, Key="small.json", Body=small)
+        s3.put_object(Bucket=BUCKET, Key="small.json.gz", Body=gzip.compress(small, 6))
         del body
         print(f"export: {size / 1e6:.1f} MB on moto's S3 at {moto.endpoint_url}; {repeats} reads")
-        rows = {case: child(case, moto.endpoint_url, "time", repeats) for case in CASES}
-        rows = {
-            case: rows[case] | child(case, moto.endpoint_url, "memory", repeats) for case in CASES
-        }
+        rows = {}
+        for case in CASES:
+            rows[case] = child(case, moto.endpoint_url, "time", repeats)
+            print(f"  {case}: {rows[case]['median_s']:.2f} s", flush=True)
+        for case in CASES:
+            for mode in ("rss", "traced"):
+                rows[case] |= child(case, moto.endpoint_url, mode, repeats)
     base = rows["boto3"]
     print(
         f"{'case':10} {'median s':>9} {'vs boto3':>9} {'vs s3fs':>8} {'RSS peak':>9}"

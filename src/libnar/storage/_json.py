@@ -34,6 +34,8 @@ logger = logging.getLogger("libnar.storage")
 
 #: Bytes read or written per call: large enough for few requests, small beside the object.
 CHUNK_BYTES = 8 * 1024 * 1024
+#: Bytes per request when streaming: what a streaming read holds at most, whatever the size.
+STREAM_BLOCK_BYTES = 2 * 1024 * 1024
 
 
 def _is_gzip(url: str) -> bool:
@@ -79,9 +81,21 @@ def _read_all(file: IO[bytes], size: int | None) -> bytearray:
     return buffer
 
 
-def _open_for_reading(fs: AbstractFileSystem, fpath: str, url: str) -> IO[bytes]:
+def _open_for_reading(
+    fs: AbstractFileSystem, fpath: str, url: str, *, streaming: bool
+) -> IO[bytes]:
+    """Open for reading in requests of a few MiB.
+
+    A whole read asks for each chunk once (no cache: the bytes go straight into one buffer);
+    a streaming reader (gzip, ijson) asks for small pieces, which a read-ahead cache of one
+    block turns into one request per block.
+    """
+    if streaming:
+        options = {"block_size": STREAM_BLOCK_BYTES, "cache_type": "readahead"}
+    else:
+        options = {"block_size": CHUNK_BYTES, "cache_type": "none"}
     try:
-        return cast(IO[bytes], fs.open(fpath, "rb", block_size=CHUNK_BYTES, cache_type="none"))
+        return cast(IO[bytes], fs.open(fpath, "rb", **options))
     except FileNotFoundError:
         raise FileNotFoundError(f"{mask_url(str(url))}: no such object") from None
 
@@ -99,7 +113,7 @@ def read_json(url: str | PurePath, **options: Any) -> Any:
 
     url = str(url)
     fs, fpath = url_and_fs(url, **options)
-    with _open_for_reading(fs, fpath, url) as raw:
+    with _open_for_reading(fs, fpath, url, streaming=_is_gzip(url)) as raw:
         if _is_gzip(url):
             with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
                 data = _read_all(cast(IO[bytes], unzipped), None)
@@ -128,7 +142,7 @@ def iter_json(url: str | PurePath, prefix: str = "item", **options: Any) -> Iter
 
     url = str(url)
     fs, fpath = url_and_fs(url, **options)
-    with _open_for_reading(fs, fpath, url) as raw:
+    with _open_for_reading(fs, fpath, url, streaming=True) as raw:
         source: IO[bytes] = raw
         with contextlib.ExitStack() as stack:
             if _is_gzip(url):
