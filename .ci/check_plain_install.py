@@ -4,7 +4,8 @@
 In a fresh venv with only `pip install .`: `libnar --version` answers; a package written by
 `libnar init` installs there (its `libnar>=...` line takes the installed pre-release);
 `libnar dev` serves the examples on 127.0.0.1, the curl lines it prints are run as printed,
-and each webhook or DPP request gets its flow run, Completed. Loopback only; every step has a
+and each webhook or DPP request gets its flow run, Completed by the worker on dev's local
+work pool (the time from `libnar dev`'s start to the first completed run is printed). Loopback only; every step has a
 deadline. Standard library only.
 
 Usage: python3 .ci/check_plain_install.py [--keep]   (--keep leaves the temporary folder)
@@ -111,6 +112,8 @@ def get_json(url: str) -> dict[str, object]:
 def check_dev(bin_dir: Path, work: Path, env: dict[str, str]) -> None:
     """`libnar dev examples/flows`: each printed curl line gets its run, Completed."""
     port = free_port()
+    launched = time.monotonic()
+    first_completed: float | None = None
     process = subprocess.Popen(  # noqa: S603
         [str(bin_dir / "libnar"), "dev", str(ROOT / "examples" / "flows"), "--port", str(port)],
         cwd=work,
@@ -152,10 +155,15 @@ def check_dev(bin_dir: Path, work: Path, env: dict[str, str]) -> None:
                     raise CheckFailed(
                         f"{route}: flow run {run_id} still {state} after {RUN_SECONDS} s"
                     )
-                time.sleep(1)
+                time.sleep(0.2)
                 found = get_json(f"{api_url}/flow_runs/{run_id}")
                 state = found["state"]["type"]  # type: ignore[index]
-            step(f"{route}: flow run {run_id} Completed")
+            if found["work_pool_name"] != "libnar-local":
+                raise CheckFailed(f"{route}: run {run_id} did not go through the local pool")
+            if first_completed is None:
+                first_completed = time.monotonic() - launched
+                step(f"libnar dev start to a completed first run: {first_completed:.1f} s")
+            step(f"{route}: flow run {run_id} Completed by the worker on libnar-local")
     except Exception:
         print("".join(lines)[-6000:], file=sys.stderr)
         raise

@@ -3,7 +3,8 @@
 Generates PACKAGES flow packages in a temporary folder (a third with deploy.json schedules,
 a third on narwhal with custom resources), imports Prefect and libnar first (a one-off cost of
 every process, excluded), then checks and plans each package once.
-Goal: under 50 ms a package. Run: python benchmarks/bench_build.py [PACKAGES]
+Goal: under 50 ms a package. Also times writing the image recipe (the Dockerfile) of each
+package, and checking it (parsing it back). Run: python benchmarks/bench_build.py [PACKAGES]
 """
 
 from __future__ import annotations
@@ -62,7 +63,13 @@ def main(count: int) -> None:
     # The one-off imports of every process are not what is measured.
     import prefect.client.schemas.schedules  # noqa: F401
 
-    from libnar._build import check_package, make_plan, plan_to_prefect_yaml
+    from libnar._build import (
+        check_package,
+        check_recipe,
+        make_plan,
+        plan_to_prefect_yaml,
+        write_recipe,
+    )
     from libnar.settings import get_settings
 
     settings = get_settings()
@@ -70,11 +77,17 @@ def main(count: int) -> None:
         root = Path(tmp)
         packages = write_packages(root, count)
         times = []
+        recipe_times = []
         for package in packages:
             start = time.perf_counter()
-            plan = make_plan(check_package(package, root), settings)
+            found = check_package(package, root)
+            plan = make_plan(found, settings)
             plan_to_prefect_yaml(plan)
             times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            path = write_recipe(found, plan)
+            assert check_recipe(path, plan) == []
+            recipe_times.append(time.perf_counter() - start)
     total = sum(times)
     print(f"{count} packages: {total:.2f} s in all")
     print(
@@ -83,6 +96,10 @@ def main(count: int) -> None:
         f" (first {1000 * times[0]:.1f} ms)"
     )
     print("goal: under 50 ms a package:", "met" if total / count < 0.05 else "NOT met")
+    print(
+        f"image recipe (write + parse back): mean {1000 * sum(recipe_times) / count:.2f} ms,"
+        f" median {1000 * statistics.median(recipe_times):.2f} ms a package"
+    )
 
 
 if __name__ == "__main__":

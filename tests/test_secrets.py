@@ -170,12 +170,19 @@ def test_an_unreachable_store_is_an_error_not_a_missing_secret(
         get_secret("db")
 
 
-def test_the_earlier_access_keys_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_earlier_access_keys_are_samahubs_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`get_access_key` gives the keys SamaClient uses, then falls back to the secret stores."""
     monkeypatch.setenv("LIBNAR_SECRET_SOURCES", "env")
-    monkeypatch.setenv("LIBNAR_SECRET_PRIMARY_ACCESS_KEY", "pk")
+    monkeypatch.setenv("SAMA_API_KEY", "pk")
+    monkeypatch.delenv("SAMA_SECONDARY_API_KEY", raising=False)
     monkeypatch.setenv("LIBNAR_SECRET_SECONDARY_ACCESS_KEY", "sk")
     assert get_access_key("primary").get_secret_value() == "pk"
-    assert get_secret("secondary-access-key").get_secret_value() == "sk"
+    assert get_access_key("secondary").get_secret_value() == "sk"
+    monkeypatch.setenv("SAMA_SECONDARY_API_KEY", "sk2")
+    assert get_access_key("secondary").get_secret_value() == "sk2"
+    monkeypatch.delenv("SAMA_API_KEY")
+    with pytest.raises(SecretNotFoundError, match="LIBNAR_SECRET_PRIMARY_ACCESS_KEY"):
+        get_access_key("primary")
     with pytest.raises(ValueError, match="use 'primary' or 'secondary'"):
         get_access_key("tertiary")  # type: ignore[arg-type]
 

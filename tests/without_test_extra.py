@@ -21,6 +21,7 @@ TEST_EXTRA_MODULES = (
     "mkdocs",
     "material",
     "mypy",
+    "pycocotools",
     # The toolbox's test servers and the cloud/database extras the test extra pulls in.
     "moto",
     "gcp_storage_emulator",

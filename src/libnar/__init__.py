@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         SamaNotFoundError,
         SamaRateLimitError,
         SamaServerError,
+        SamaTaskDataError,
         SamaTransportError,
         SamaValidationError,
     )
@@ -62,6 +63,7 @@ __all__ = [
     "SamaNotFoundError",
     "SamaRateLimitError",
     "SamaServerError",
+    "SamaTaskDataError",
     "SamaTransportError",
     "SamaValidationError",
     "Settings",
@@ -92,6 +94,7 @@ __getattr__ = lazy_exports(
             "SamaNotFoundError",
             "SamaRateLimitError",
             "SamaServerError",
+            "SamaTaskDataError",
             "SamaTransportError",
             "SamaValidationError",
         ],

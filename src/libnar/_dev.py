@@ -1,90 +1,71 @@
-"""`libnar dev`: a production-like NPS on a laptop, in one command.
+"""`libnar dev`: NPS as production runs it, on a laptop, in one command.
 
-Starts (or reuses) a Prefect server, serves a `<flow>_deploy` deployment of every `@nps_flow`
-in a folder, runs the gateway in front of it, and prints `curl` lines that trigger each flow as
-SamaHub would. Ctrl-C stops everything it started. Layer 4: uses the gateway, the flows and
-the local stack (`libnar._local_stack`: Prefect server, gateway process, fake SamaHub, sample
-events), none of which needs the test extra.
+Starts (or reuses) a Prefect server, applies every flow package's deployments from the same
+plan as `libnar build` (names, parameters, schedules, entrypoints) on a local `process` work
+pool, starts a real Prefect worker for that pool, runs the gateway in front of it, and prints
+`curl` lines that trigger each flow as SamaHub would. Runs go gateway -> Prefect -> worker ->
+flow process, held to the memory and CPU of their preset. Ctrl-C stops everything it started.
+Layer 4: uses the build, the gateway and the local stack (`libnar._local_stack`: Prefect
+server, worker, gateway process, fake SamaHub, sample events), none of which needs the test
+extra.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import shlex
+import sys
+import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from libnar.events import DppEvent, Task, WebhookEvent
-from libnar.flow import NpsFlow
-from libnar.flow._loading import FlowLoadError, flows_defined_in, import_flow_file
-from libnar.naming import default_deployment_names
+from libnar.runs import event_parameter_of
 
 if TYPE_CHECKING:
-    from prefect.deployments.runner import RunnerDeployment
-
+    from libnar._build import FlowPackage, PackagePlan
     from libnar._local_stack import FakeSamaHub
+    from libnar.flow import NpsFlow
 
-__all__ = ["DevError", "discover_flows", "run_dev"]
-
-logger = logging.getLogger("libnar.dev")
-
-_SKIPPED_DIRS = frozenset({"tests", "test", "__pycache__", "node_modules", "site", "build", "dist"})
+__all__ = ["DevError", "dev_plans", "run_dev"]
 
 
 class DevError(RuntimeError):
     """`libnar dev` cannot start; the message says what to fix."""
 
 
-@dataclass(frozen=True)
-class FoundFlow:
-    """An `@nps_flow` found in a file."""
+def dev_plans(
+    folder: Path, warn: Callable[[str], None] = print
+) -> list[tuple[FlowPackage, PackagePlan]]:
+    """The flow packages at or under `folder` and their plans on the local pool.
 
-    flow: NpsFlow[Any, Any]
-    path: Path
+    A package with problems is reported through `warn` (every problem) and left out, so one
+    broken package does not stop the others.
 
-
-def discover_flows(folder: Path, warn: Callable[[str], None] = logger.warning) -> list[FoundFlow]:
-    """Import every `*.py` under `folder` and collect its `@nps_flow`s, one per flow name.
-
-    Test files, hidden folders and `tests/` are skipped; a file that fails to import is
-    reported through `warn` and skipped; of two flows with one name the shallower file wins.
+    Raises:
+        DevError: no such folder, or no flow package that builds.
     """
+    from libnar._build import BuildError, check_packages, local_plan, make_plan
+    from libnar._build._pools import LOCAL_POOL
+
     if not folder.is_dir():
-        raise DevError(f"{folder}: no such folder (give the folder that holds your flow files)")
-    paths = sorted(
-        (p for p in folder.rglob("*.py") if _is_flow_file(p.relative_to(folder))),
-        key=lambda p: (len(p.relative_to(folder).parts), str(p)),
-    )
-    found: dict[str, FoundFlow] = {}
-    for index, path in enumerate(paths):
-        try:
-            module = import_flow_file(path, f"_libnar_dev_{index}_{path.stem}")
-        except FlowLoadError as exc:
-            cause = exc.__cause__ or exc
-            warn(f"{path}: skipped, importing it failed: {type(cause).__name__}: {cause}")
+        raise DevError(f"{folder}: no such folder (give the folder that holds your flow packages)")
+    found = []
+    for root, result in check_packages(folder):
+        if isinstance(result, BuildError):
+            lines = "\n".join(f"  {problem}" for problem in result.problems)
+            warn(f"{root}: skipped, it does not build (libnar validate {root}):\n{lines}")
             continue
-        for value in flows_defined_in(module).values():
-            if value.name in found:
-                if found[value.name].path != path:
-                    warn(
-                        f"{path}: flow {value.name!r} skipped, already found in {found[value.name].path}"
-                    )
-                continue
-            found[value.name] = FoundFlow(value, path)
-    return sorted(found.values(), key=lambda f: f.flow.name)
-
-
-def _is_flow_file(relative: Path) -> bool:
-    if any(part.startswith((".", "_")) or part in _SKIPPED_DIRS for part in relative.parts[:-1]):
-        return False
-    name = relative.name
-    return not (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py")
+        found.append((result, local_plan(result, make_plan(result), LOCAL_POOL)))
+    if not found:
+        raise DevError(
+            f"{folder}: no flow package that builds (a folder with a pyproject.toml and its"
+            " flow script; `libnar init NAME` writes one)"
+        )
+    return found
 
 
 # -- the processes ---------------------------------------------------------------------------
@@ -157,22 +138,35 @@ def curl_line(url: str, headers: dict[str, str], body: dict[str, Any]) -> str:
 
 
 def _sample_request(
-    flow: NpsFlow[Any, Any], gateway_url: str, keys: dict[str, str], fake: FakeSamaHub | None
+    plan: PackagePlan | NpsFlow[Any, Any],
+    gateway_url: str,
+    keys: dict[str, str],
+    fake: FakeSamaHub | None,
 ) -> str | None:
-    """A curl line that triggers `flow` with a sample event (known to the fake SamaHub)."""
+    """A curl line that triggers the flow with a sample event (known to the fake).
+
+    `plan` is a flow package's plan, or the flow itself: both say which events it takes.
+    """
     from libnar._gateway import mint_token
     from libnar._local_stack import make_dpp_event, make_webhook_event
+    from libnar.events import DppEvent, WebhookEvent
+    from libnar.flow import NpsFlow
 
-    kinds = flow.signature.event_kinds
+    if isinstance(plan, NpsFlow):
+        schema, flow_name = plan.parameters.model_dump(mode="json"), plan.name
+    else:
+        schema, flow_name = plan.parameter_schema, plan.flow_name
+    found = event_parameter_of(schema)
+    kinds = found[1] if found else ()
     event: WebhookEvent | DppEvent
-    if WebhookEvent in kinds or kinds == (Task,):
+    if "webhook" in kinds or "task" in kinds:
         event = make_webhook_event()
         url, headers = (
             f"{gateway_url}/webhook-event",
-            {"x-auth-token": mint_token(keys["secret"], flow.name)},
+            {"x-auth-token": mint_token(keys["secret"], flow_name)},
         )
-    elif DppEvent in kinds:
-        event = make_dpp_event(name=flow.name)
+    elif "dpp" in kinds:
+        event = make_dpp_event(name=flow_name)
         url, headers = f"{gateway_url}/dpp-event", {"Authorization": f"Bearer {keys['dpp_key']}"}
     else:
         return None
@@ -204,6 +198,31 @@ def _samahub(say: Callable[[str], None]) -> Iterator[FakeSamaHub | None]:
                 os.environ.pop(name, None)
 
 
+def _apply_locally(
+    plans: list[tuple[FlowPackage, PackagePlan]], say: Callable[[str], None]
+) -> None:
+    """Apply every plan on the local pool, its template current, its schedules paused."""
+    from libnar._build import DeployError, apply_plan_sync, base_job_template
+
+    template = {"local": base_job_template("local", python=sys.executable)}
+    for package, plan in plans:
+        try:
+            changes = apply_plan_sync(
+                plan, create_pools=True, schedules_active=False, pool_templates=template
+            )
+        except DeployError as exc:
+            raise DevError(str(exc)) from None
+        job = plan.deployments[0].job_variables
+        amount = package.config.amount
+        for change in changes:
+            say(
+                f"deployment {plan.flow_name}/{change.name}  ({package.root};"
+                f" amount {amount}: {job['cpu']} vCPU / {job['memory']})"
+            )
+        if any(d.schedule for d in plan.deployments):
+            say(f"  {plan.flow_name}: schedules applied paused (resume them in the Prefect UI)")
+
+
 def run_dev(
     folder: Path,
     *,
@@ -211,52 +230,52 @@ def run_dev(
     port: int = 8000,
     say: Callable[[str], None] = print,
 ) -> None:
-    """Run Prefect, the flows' deployments and the gateway until Ctrl-C.
+    """Run Prefect, the flows' deployments on a local pool, a worker and the gateway until Ctrl-C.
 
     Raises:
-        DevError: no flows in the folder, or a part did not start.
+        DevError: no flow package in the folder, or a part did not start.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    flows = discover_flows(folder, warn=say)
-    if not flows:
-        raise DevError(f"{folder}: no @nps_flow in any *.py file")
+    plans = dev_plans(folder, warn=say)
     with ExitStack() as stack:
         api_url = stack.enter_context(_prefect_api(say))
         fake = stack.enter_context(_samahub(say))
         os.environ["PREFECT_API_URL"] = api_url
-        from prefect import serve
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
-        deployments = []
-        for found in flows:
-            name = default_deployment_names(found.flow.name)[0]
-            deployment = cast("RunnerDeployment", found.flow.to_deployment(name=name))
-            deployment.apply()
-            deployments.append(deployment)
-            say(f"deployment {found.flow.name}/{name}  ({found.path})")
+        _apply_locally(plans, say)
 
         env = {**os.environ, "PREFECT_API_URL": api_url}
+        # Locally the answer names the run (a link to follow), unless set otherwise.
+        env.setdefault("LIBNAR_GATEWAY_WAIT_FOR_RUN", "true")
         keys = _dev_secrets(env)
-        from libnar._local_stack import GatewayProcess
+        from libnar._build._pools import LOCAL_POOL
+        from libnar._local_stack import GatewayProcess, WorkerProcess
 
         try:
+            worker = stack.enter_context(WorkerProcess(LOCAL_POOL, env))
             gateway = stack.enter_context(GatewayProcess(env, host=host, port=port))
         except RuntimeError as exc:
             raise DevError(f"{exc} (see above)") from None
+        say(f"worker: {worker.name} on work pool {LOCAL_POOL} (process; memory enforced)")
         gateway_url = gateway.url
         say(f"gateway: {gateway_url}  (API docs: {gateway_url}/docs)")
         say("")
         say("Trigger a flow as SamaHub would (paste one line):")
-        for found in flows:
-            line = _sample_request(found.flow, gateway_url, keys, fake)
+        for _, plan in plans:
+            line = _sample_request(plan, gateway_url, keys, fake)
             if line is not None:
-                say(f"# {found.flow.name}")
+                say(f"# {plan.flow_name}")
                 say(line)
         say("")
-        say("Serving the deployments; Ctrl-C stops everything.")
-        with suppress(KeyboardInterrupt):
-            serve(
-                *deployments, pause_on_shutdown=False, print_starting_message=False, query_seconds=2
-            )
+        say("Runs go through the worker; Ctrl-C stops everything.")
+        try:
+            while True:
+                for name, process in (("worker", worker.process), ("gateway", gateway.process)):
+                    if process is not None and process.poll() is not None:
+                        raise DevError(f"the {name} stopped (exit {process.returncode}); see above")
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
         say("Stopping ...")

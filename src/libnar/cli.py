@@ -26,6 +26,7 @@ from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from libnar._build import BuildError, BuildProblem, FlowPackage, PackagePlan
+    from libnar.sama import SamaClient
 
 
 class _Command(TyperCommand):
@@ -185,12 +186,39 @@ def init(
     flows_dir: Annotated[
         Path, typer.Option("--dir", metavar="FOLDER", help="The flows folder.")
     ] = Path("flows"),
+    schedule: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="CRON",
+            help='Run on this cron schedule, e.g. "30 2 * * *": writes deploy.json (repeat for'
+            " more deployments).",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(metavar="ZONE", help="The schedules' IANA timezone.")
+    ] = "UTC",
+    custom_image: Annotated[
+        bool,
+        typer.Option(
+            "--custom-image",
+            help="Write the package's own Dockerfile (custom-image = true), to add system"
+            " packages.",
+        ),
+    ] = False,
 ) -> None:
     """Write a new flow package that follows the NPS rules, with a sample event and a test."""
     from libnar._build import ScaffoldError, write_flow_package
 
     try:
-        root = write_flow_package(name, script_type, event, flows_dir)
+        root = write_flow_package(
+            name,
+            script_type,
+            event,
+            flows_dir,
+            schedules=schedule or (),
+            timezone=timezone,
+            custom_image=custom_image,
+        )
     except ScaffoldError as error:
         raise fail(str(error)) from None
     out.print(Text.assemble(("created", "green"), f" {root}"))
@@ -287,15 +315,42 @@ def build(
             "--format", metavar="FORMAT", help="How to print the plan: table, yaml or json."
         ),
     ] = "table",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also replay the image recipe's install steps in a fresh venv and load the"
+            " flow from its entrypoint, as the image will (about a minute a package).",
+        ),
+    ] = False,
+    check_timeout: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Most seconds one package's --check may take."),
+    ] = 900.0,
 ) -> None:
-    """Print the deployment plan and write the prefect.yaml that `prefect deploy --all` reads."""
-    from libnar._build import make_plan, plan_to_json, plan_to_prefect_yaml
+    """Print the plan; write the image recipe (Dockerfile) and the prefect.yaml that builds,
+    pushes and deploys it with `prefect deploy --all`."""
+    from libnar._build import (
+        RecipeError,
+        make_plan,
+        plan_to_json,
+        plan_to_prefect_yaml,
+        replay_recipe,
+        write_recipe,
+    )
 
     packages = _valid_or_exit([path])
     if output is not None and len(packages) > 1:
         raise fail(f"{path} holds {len(packages)} flow packages; --output needs one package")
+    failed = 0
     for package in packages:
         plan = make_plan(package)
+        try:
+            recipe = write_recipe(package, plan)
+        except RecipeError as error:
+            err.print(Text.assemble(("x ", "red"), (str(package.root), "bold"), f": {error}"))
+            failed += 1
+            continue
         text = plan_to_prefect_yaml(plan)
         if output_format == "json":
             print(plan_to_json(plan), end="")
@@ -305,7 +360,33 @@ def build(
             out.print(_plan_table(plan), soft_wrap=False)
         target = output or package.root / "prefect.yaml"
         target.write_text(text, encoding="utf-8")
-        err.print(f"wrote {target}")
+        used = "checked" if package.config.custom_image else "wrote"
+        err.print(f"{used} {recipe}\nwrote {target}")
+        if check:
+            err.print(f"replaying {recipe} in a fresh venv ...")
+            try:
+                replay = replay_recipe(package, plan, timeout=check_timeout)
+            except RecipeError as error:
+                err.print(Text.assemble(("x ", "red"), (str(package.root), "bold"), f": {error}"))
+                failed += 1
+                continue
+            for note in replay.notes:
+                err.print(Text.assemble(("! ", "yellow"), note))
+            for skipped in replay.skipped:
+                err.print(
+                    Text.assemble(
+                        ("! ", "yellow"), f"not replayed (not an install step): RUN {skipped}"
+                    )
+                )
+            err.print(
+                Text.assemble(
+                    ("ok ", "green"),
+                    f"{len(replay.ran)} install steps ran and flow {replay.flow_name} loaded"
+                    f" from its entrypoint in {replay.seconds:.0f} s",
+                )
+            )
+    if failed:
+        raise fail(f"{failed} of {len(packages)} flow packages did not build (listed above)", 1)
 
 
 def _plan_table(plan: PackagePlan) -> Table:
@@ -329,24 +410,51 @@ def _plan_table(plan: PackagePlan) -> Table:
 def deploy(
     paths: FlowsPath = None,
     create_pools: Annotated[
-        bool, typer.Option(help="Create missing work pools and queues.")
+        bool,
+        typer.Option(
+            help="Create missing work pools (with libnar's base job templates) and queues."
+        ),
     ] = False,
 ) -> None:
-    """Create or update the deployments of flow packages on PREFECT_API_URL."""
-    from libnar._build import DeployError, apply_plan_sync, make_plan
+    """Create or update the deployments of flow packages on PREFECT_API_URL.
+
+    The deployments run each package's image, which must be built and pushed already:
+    `prefect deploy --all` in the package (after `libnar build`) builds, pushes and deploys.
+    """
+    from libnar._build import DeployError, apply_plan_sync, image_status, make_plan
 
     packages = _valid_or_exit(paths or [Path("flows")])
     _require_prefect_api("deployments would go to a temporary local server and be lost")
     table = Table("flow", "deployment", "change", "id")
     style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
+    images = []
     try:
         for package in packages:
-            for change in apply_plan_sync(make_plan(package), create_pools=create_pools):
+            plan = make_plan(package)
+            for change in apply_plan_sync(plan, create_pools=create_pools):
                 action = Text(change.action, style=style[change.action])
                 table.add_row(change.flow_name, change.name, action, str(change.deployment_id))
+            images.append((package.root, plan.image))
     except DeployError as error:
         raise fail(str(error), 1) from None
     out.print(table, soft_wrap=False)
+    for root, image in images:
+        status = image_status(image)
+        if status == "found":
+            continue
+        what = (
+            "is not in its registry"
+            if status == "missing"
+            else "may not be built yet (libnar cannot tell here)"
+        )
+        err.print(
+            Text.assemble(
+                ("! ", "yellow"),
+                f"image {image} {what}: build and push it with `libnar build {root}` then"
+                f" `prefect deploy --all` in {root}, or `docker build -t {image} {root}` and"
+                f" `docker push {image}`",
+            )
+        )
 
 
 def _require_prefect_api(why: str) -> None:
@@ -376,6 +484,86 @@ def deploy_json(
     except DeployError as error:
         raise fail(str(error), 1) from None
     print(json.dumps(document, indent=2))
+
+
+@app.command(cls=_Command)
+def packages(
+    path: Annotated[
+        Path, typer.Argument(metavar="[PATH]", help="Where to look (default: flows/).")
+    ] = Path("flows"),
+    changed_since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REV",
+            help="Only packages with a file changed between this git revision and HEAD.",
+        ),
+    ] = None,
+) -> None:
+    """List flow packages, one folder a line: what a CI script loops over."""
+    from libnar._build._ci import CiError, list_packages
+
+    if not path.is_dir():
+        raise fail(f"{path}: no such folder; give the folder of your flow packages")
+    try:
+        found = list_packages(path, changed_since)
+    except CiError as error:
+        raise fail(str(error)) from None
+    for package in found:
+        print(package)
+
+
+@app.command("ci-template", cls=_Command)
+def ci_template(
+    kind: Annotated[
+        Literal["github", "gitlab"],
+        typer.Argument(metavar="KIND", help="github (Actions) or gitlab (CI)."),
+    ],
+) -> None:
+    """Print a flow repository's pipeline: validate and test every package on every push,
+    build and deploy the changed ones on main ("[skip ci]" skips it)."""
+    from libnar._build._ci import ci_template as template
+
+    print(template(kind), end="")
+
+
+# -- libnar pools ---------------------------------------------------------------------------
+
+pools_app = typer.Typer(
+    help="The base job templates of the work pools the plan targets.", no_args_is_help=True
+)
+app.add_typer(pools_app, name="pools")
+
+
+@pools_app.command("show", cls=_Command)
+def pools_show(
+    kind: Annotated[
+        Literal["narwhal", "giver", "gke", "local"] | None,
+        typer.Argument(
+            metavar="[KIND]",
+            help="narwhal (ECS), giver or gke (Kubernetes), local (libnar dev's process pool).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print a pool kind's base job template as JSON (`prefect work-pool create
+    --base-job-template` takes it), or, without KIND, every kind and its job variables."""
+    from libnar._build import POOL_KINDS, base_job_template
+    from libnar._build._pools import LOCAL_POOL
+
+    if kind is not None:
+        print(json.dumps(base_job_template(kind), indent=2))
+        return
+    from libnar._build._plan import default_work_pool
+    from libnar.settings import get_settings
+
+    renamed = get_settings().work_pools
+    table = Table("kind", "pool type", "default pool", "job variables")
+    for name, pool_type in POOL_KINDS.items():
+        pool = LOCAL_POOL if name == "local" else default_work_pool(name, "aws", "us")
+        pool = renamed.get(pool, pool)
+        variables = ", ".join(sorted(base_job_template(name)["variables"]["properties"]))
+        table.add_row(name, pool_type, pool, variables)
+    out.print(table, soft_wrap=False)
 
 
 # -- libnar run ----------------------------------------------------------------------------
@@ -476,16 +664,40 @@ def run(
 # -- libnar task ---------------------------------------------------------------------------
 
 task_app = typer.Typer(
-    help="Read SamaHub tasks (the API key and URL come from settings: SAMA_API_KEY, ...).",
+    help="Read and create SamaHub tasks (the API key and URL come from settings: "
+    "SAMA_API_KEY, ...).",
     no_args_is_help=True,
 )
 app.add_typer(task_app, name="task")
 
+#: Which API key the task commands use (`libnar task --key secondary ...`).
+_task_key: dict[str, Literal["primary", "secondary"]] = {"key": "primary"}
+
 
 @task_app.callback()
-def _task_logging() -> None:
+def _task_options(
+    key: Annotated[
+        str,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            help="The API key to use: primary (SAMA_API_KEY) or secondary"
+            " (SAMA_SECONDARY_API_KEY).",
+        ),
+    ] = "primary",
+) -> None:
     # Retries log a warning each: show them as lines of their own, not Python's bare default.
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if key not in ("primary", "secondary"):
+        raise fail(f"--key {key!r}: choose primary or secondary")
+    _task_key["key"] = "secondary" if key == "secondary" else "primary"
+
+
+def _sama() -> SamaClient:
+    """A `SamaClient` with the key the task commands were told to use."""
+    from libnar.sama import SamaClient
+
+    return SamaClient(key=_task_key["key"])
 
 
 @contextmanager
@@ -521,9 +733,7 @@ def task_get(
     ],
 ) -> None:
     """Print one task as JSON, in delivery format."""
-    from libnar.sama import SamaClient
-
-    with _sama_errors(), SamaClient() as sama:
+    with _sama_errors(), _sama() as sama:
         task = sama.get_task(project_id, task_id)
     print(task.model_dump_json(indent=2))
 
@@ -552,8 +762,6 @@ def task_export(
     """
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from libnar.sama import SamaClient
-
     since = _parse_since(delivered_since)
     partial = out_file.with_name(out_file.name + ".partial")
     columns = (
@@ -565,7 +773,7 @@ def task_export(
     try:
         with (
             _sama_errors(),
-            SamaClient() as sama,
+            _sama() as sama,
             partial.open("w", encoding="utf-8") as lines,
             Progress(*columns, console=err) as progress,
         ):
@@ -580,6 +788,202 @@ def task_export(
     finally:
         partial.unlink(missing_ok=True)
     out.print(f"exported {count} tasks to {out_file}")
+
+
+def _read_task_data(path: Path) -> list[dict[str, Any]]:
+    """Read the tasks' data from a JSON array or JSON Lines file; exit 2 naming a bad line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise fail(
+            f"{path}: not UTF-8 text; expected JSON (an array, or one object a line)"
+        ) from None
+    items: list[tuple[str, Any]] = []
+    where = "the file"
+    try:
+        if text.lstrip().startswith("["):
+            items = [(f"item {n}", item) for n, item in enumerate(json.loads(text))]
+        else:
+            for number, line in enumerate(text.splitlines(), start=1):
+                where = f"line {number}"
+                if line.strip():
+                    items.append((where, json.loads(line)))
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"{path}: {where}: not JSON ({exc.msg}); expected a JSON array of"
+            " objects, or one JSON object a line"
+        ) from None
+    for where, item in items:
+        if not isinstance(item, dict):
+            raise fail(
+                f"{path}: {where} is {type(item).__name__}; each task is an object of its"
+                ' inputs, e.g. {"url": "https://..."}'
+            )
+    if not items:
+        raise fail(f"{path}: no tasks in the file; expected one object per task")
+    return [item for _, item in items]
+
+
+_VIA: dict[str, Literal["auto", "body", "file"]] = {"auto": "auto", "body": "body", "file": "file"}
+
+
+def _batch_id_for(path: Path) -> str:
+    """A client_batch_id that names the file's content: the same file gives the same id."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"{path.stem}-{digest}"
+
+
+@task_app.command("create", cls=_Command)
+def task_create(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="The tasks' inputs: a JSON array of objects, or JSON Lines (one object a line).",
+        ),
+    ],
+    client_batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-batch-id",
+            metavar="ID",
+            help="Name this creation (default: the file's name and a digest of its content, so"
+            " that creating the same file again is refused instead of duplicated).",
+        ),
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option(metavar="N", help="The tasks' priority (lower first).")
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Create the tasks submitted (pre-annotations done).")
+    ] = False,
+    notify: Annotated[
+        str | None,
+        typer.Option(metavar="EMAIL", help="The address SamaHub tells when the batch is done."),
+    ] = None,
+    via: Annotated[
+        str,
+        typer.Option(
+            metavar="HOW",
+            help="auto (a file upload above 1,000 tasks), body (batches of 1,000) or file.",
+        ),
+    ] = "auto",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check",
+            help="Check every task against the project's creation schema first.",
+        ),
+    ] = True,
+) -> None:
+    """Create tasks from a file, with a progress bar; never twice for the same file.
+
+    More than 1,000 tasks go as one batch through SamaHub's file upload. A lost answer is
+    looked up by the client_batch_id, never sent again.
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from libnar.sama import SamaBatchIdInUseError, SamaTaskDataError
+
+    if via not in _VIA:
+        raise fail(f"--via {via!r}: choose auto, body or file")
+    tasks = _read_task_data(file)
+    batch_name = client_batch_id or _batch_id_for(file)
+    columns = (
+        TextColumn("uploading {task.fields[count]} tasks"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with (
+        _sama_errors(),
+        _sama() as sama,
+        Progress(*columns, console=err, transient=True) as progress,
+    ):
+        bar = progress.add_task("upload", total=None, count=len(tasks))
+
+        def show(sent: int, total: int) -> None:
+            progress.update(bar, completed=sent, total=total)
+
+        try:
+            ids = sama.create_batch(
+                project_id,
+                tasks,
+                client_batch_id=batch_name,
+                priority=priority,
+                submit=submit or None,
+                notification_email=notify,
+                via=_VIA[via],
+                check_schema=check,
+                progress=show,
+            )
+        except SamaTaskDataError as exc:  # the file's content: fix it and run again
+            raise fail(f"{file}: {exc}", 2) from None
+        except SamaBatchIdInUseError as exc:
+            raise fail(f"{file}: {exc}", 1) from None
+    batches = ", ".join(ids)
+    noun = "batch" if len(ids) == 1 else "batches"
+    out.print(f"created {len(tasks)} tasks in {noun} {batches} (client_batch_id {batch_name})")
+
+
+@task_app.command("batch", cls=_Command)
+def task_batch(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    batch_id: Annotated[str, typer.Argument(metavar="BATCH", help="The batch id.")],
+    omit_failed_task_data: Annotated[
+        bool,
+        typer.Option(
+            "--omit-failed-task-data", help="Leave out the data of tasks that failed creation."
+        ),
+    ] = False,
+) -> None:
+    """Print a batch's status and task records as JSON."""
+    with _sama_errors(), _sama() as sama:
+        batch = sama.get_batch(project_id, batch_id, omit_failed_task_data=omit_failed_task_data)
+    print(batch.model_dump_json(indent=2))
+
+
+@task_app.command("stats", cls=_Command)
+def task_stats(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+) -> None:
+    """Print the project's statistics as JSON."""
+    with _sama_errors(), _sama() as sama:
+        stats = sama.get_project_stats(project_id)
+    print(json.dumps(stats, indent=2))
+
+
+@task_app.command("schema", cls=_Command)
+def task_schema(
+    project_id: Annotated[str, typer.Argument(metavar="PROJECT", help="The SamaHub project id.")],
+    delivery: Annotated[
+        bool,
+        typer.Option(
+            "--delivery", help="The delivery schema (answers) instead of the creation schema."
+        ),
+    ] = False,
+) -> None:
+    """Print the project's creation schema (task inputs), or its delivery schema, as JSON."""
+    with _sama_errors(), _sama() as sama:
+        schema = (
+            sama.get_delivery_schema(project_id)
+            if delivery
+            else sama.get_creation_schema(project_id)
+        )
+    print(json.dumps(schema, indent=2))
 
 
 # -- libnar gateway ------------------------------------------------------------------------

@@ -276,13 +276,17 @@ def get_secret_json(
 
 
 def get_access_key(which: Literal["primary", "secondary"]) -> SecretStr:
-    """The earlier system's primary or secondary access key (`narcon.get_access_key`).
+    """SamaHub's primary or secondary API key, as the earlier `narcon.get_access_key` gave it.
 
-    Set `LIBNAR_SECRET_PRIMARY_ACCESS_KEY` / `LIBNAR_SECRET_SECONDARY_ACCESS_KEY`, or store
-    `primary-access-key` / `secondary-access-key` in a secret store.
+    The settings come first (`SAMA_API_KEY`, `SAMA_SECONDARY_API_KEY`: the keys `SamaClient`
+    uses), then the secret stores under `primary-access-key` / `secondary-access-key`.
     """
     if which not in ("primary", "secondary"):
         raise ValueError(f"which: {which!r} is not an access key; use 'primary' or 'secondary'")
+    settings = get_settings()
+    key = settings.sama_api_key if which == "primary" else settings.sama_secondary_api_key
+    if key is not None:
+        return key
     return get_secret(f"{which}-access-key")
 
 

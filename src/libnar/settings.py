@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     sama_api_key: Annotated[SecretStr | None, Unblank] = _env(
         "SAMA_API_KEY", "SamaHub API key, sent as the `access_key` query parameter.", default=None
     )
+    sama_secondary_api_key: Annotated[SecretStr | None, Unblank] = _env(
+        "SAMA_SECONDARY_API_KEY",
+        'A second SamaHub API key (the earlier system\'s internal, "secondary" key), used by'
+        ' clients made with `key="secondary"` and `libnar task --key secondary`.',
+        default=None,
+    )
     sama_api_url: Annotated[str, Unblank] = _env(
         "SAMA_API_URL", "Base URL of SamaHub's public API.", default="https://api.sama.com/v2"
     )
@@ -130,8 +136,24 @@ class Settings(BaseSettings):
     )
     outbox_dir: Path = _env(
         "LIBNAR_OUTBOX_DIR",
-        "Directory where the gateway writes each accepted event before triggering it.",
+        "Directory where the gateway stores each accepted event until its run exists (the"
+        " embedded outbox, for one machine; see `LIBNAR_OUTBOX_URL`).",
         default=Path(".libnar/outbox"),
+    )
+    outbox_url: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_OUTBOX_URL",
+        "`postgresql://user:password@host:5432/db`: keep the outbox and large events' bodies in"
+        " PostgreSQL instead of `LIBNAR_OUTBOX_DIR`, so gateway replicas share them (needs"
+        " `libnar[db]`).",
+        default=None,
+    )
+    outbox_lease_seconds: float = _env(
+        "LIBNAR_OUTBOX_LEASE_SECONDS",
+        "Seconds a gateway's dispatcher holds the stored events it is sending to Prefect; an"
+        " event held by a replica that died is taken by another after this (PostgreSQL"
+        " outbox; keep it above `LIBNAR_GATEWAY_PREFECT_TIMEOUT`).",
+        default=60.0,
+        gt=0,
     )
     max_body_bytes: int = _env(
         "LIBNAR_MAX_BODY_BYTES",
@@ -148,10 +170,30 @@ class Settings(BaseSettings):
     )
     gateway_bulk_window_ms: float = _env(
         "LIBNAR_GATEWAY_BULK_WINDOW_MS",
-        "Milliseconds the gateway gathers events for one deployment into one bulk create call"
-        " (0 sends each event alone).",
+        "Milliseconds the gateway's dispatcher waits after a new event to gather more into one"
+        " bulk create call per deployment (0 sends at once).",
         default=10.0,
         ge=0,
+    )
+    gateway_max_backlog: int = _env(
+        "LIBNAR_GATEWAY_MAX_BACKLOG",
+        "Most stored events waiting for their run; past it the gateway answers 503 with"
+        " `Retry-After` instead of accepting more than Prefect can drain.",
+        default=10_000,
+        ge=1,
+    )
+    gateway_wait_for_run: bool = _env(
+        "LIBNAR_GATEWAY_WAIT_FOR_RUN",
+        "Answer an event once its run exists, with the run's id (as before libnar 5), instead"
+        " of as soon as it is stored; `libnar dev` turns it on.",
+        default=False,
+    )
+    gateway_check_timeout: float = _env(
+        "LIBNAR_GATEWAY_CHECK_TIMEOUT",
+        "Seconds an event waits for its deployment to be looked up on Prefect (first event of"
+        " a deployment); past it the event is stored unchecked and checked when dispatched.",
+        default=5.0,
+        gt=0,
     )
     gateway_deployment_cache_seconds: float = _env(
         "LIBNAR_GATEWAY_DEPLOYMENT_CACHE_SECONDS",
@@ -161,14 +203,14 @@ class Settings(BaseSettings):
     )
     gateway_prefect_timeout: float = _env(
         "LIBNAR_GATEWAY_PREFECT_TIMEOUT",
-        "Seconds the gateway waits for one Prefect API call, retries included, before"
-        " answering 503.",
+        "Seconds one Prefect API call of the gateway may take, retries included; past it the"
+        " events it carried stay stored and are sent again later.",
         default=20.0,
         gt=0,
     )
     gateway_retry_after_seconds: int = _env(
         "LIBNAR_GATEWAY_RETRY_AFTER_SECONDS",
-        "The `Retry-After` the gateway sends with a 503 when Prefect is unreachable.",
+        "The `Retry-After` the gateway sends with a 503 (backlog full, outbox unavailable).",
         default=30,
         ge=1,
     )
@@ -239,6 +281,13 @@ class Settings(BaseSettings):
         "LIBNAR_IMAGE_REGISTRY",
         "Registry and prefix of flow images: a flow runs `<registry>/<package>:<version>-py<pyver>`.",
         default="nps",
+    )
+    base_image: str | None = _env(
+        "LIBNAR_BASE_IMAGE",
+        "The image flow images are built `FROM` (`{pyver}` stands for the package's Python),"
+        " e.g. `python:{pyver}-slim`; unset: the NPS base image"
+        " `<LIBNAR_IMAGE_REGISTRY>/nps-base:py<pyver>`.",
+        default=None,
     )
 
     # ----------------------------------------------------------------------------------------
@@ -347,17 +396,6 @@ class Settings(BaseSettings):
     gcp_secrets_project: Annotated[str | None, Unblank] = _env(
         "LIBNAR_GCP_SECRETS_PROJECT",
         "Google Cloud project of Secret Manager; unset: the store is skipped.",
-        default=None,
-    )
-    secret_primary_access_key: Annotated[SecretStr | None, Unblank] = _env(
-        "LIBNAR_SECRET_PRIMARY_ACCESS_KEY",
-        'The earlier system\'s primary access key; `get_secret("primary-access-key")` and'
-        ' `get_access_key("primary")` return it (unset: looked up in the secret stores).',
-        default=None,
-    )
-    secret_secondary_access_key: Annotated[SecretStr | None, Unblank] = _env(
-        "LIBNAR_SECRET_SECONDARY_ACCESS_KEY",
-        "The earlier system's secondary access key (as the primary one).",
         default=None,
     )
 

@@ -19,7 +19,7 @@ runner = CliRunner(env={"COLUMNS": "400"})
 def test_validate_examples_prints_a_one_line_summary() -> None:
     result = runner.invoke(app, ["validate", str(EXAMPLES)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "ok 3 flow packages valid (7 deployments)"
+    assert result.output.strip() == "ok 4 flow packages valid (9 deployments)"
 
 
 def test_validate_reports_every_problem_grouped_by_package_and_exits_1(tmp_path: Path) -> None:
@@ -96,11 +96,15 @@ def test_build_writes_prefect_yaml_and_prints_a_table(tmp_path: Path) -> None:
 def test_build_prints_json_and_yaml_and_honours_output(tmp_path: Path) -> None:
     package = write_package(tmp_path)
     target = tmp_path / "out.yaml"
-    as_json = runner.invoke(app, ["build", str(package), "--format", "json", "--output", str(target)])
+    as_json = runner.invoke(
+        app, ["build", str(package), "--format", "json", "--output", str(target)]
+    )
     assert as_json.exit_code == 0, as_json.output
     plan = json.loads(as_json.stdout)
     assert plan["deployments"][0]["name"] == "fun69_boxes_ptp_deploy"
-    as_yaml = runner.invoke(app, ["build", str(package), "--format", "yaml", "--output", str(target)])
+    as_yaml = runner.invoke(
+        app, ["build", str(package), "--format", "yaml", "--output", str(target)]
+    )
     assert yaml.safe_load(as_yaml.stdout) == yaml.safe_load(target.read_text())
     assert not (package / "prefect.yaml").exists()
 
@@ -115,4 +119,4 @@ def test_build_of_an_invalid_package_writes_nothing(tmp_path: Path) -> None:
 def test_build_output_needs_a_single_package() -> None:
     result = runner.invoke(app, ["build", str(EXAMPLES), "--output", "x.yaml"])
     assert result.exit_code == 2
-    assert "holds 3 flow packages; --output needs one package" in result.output
+    assert "holds 4 flow packages; --output needs one package" in result.output

@@ -76,16 +76,22 @@ async def test_deploy_creates_then_updates_never_duplicates_and_exports_what_wen
     assert only["name"] == "nightly"
 
 
-async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(prefect_server: PrefectServer) -> None:
+async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(
+    prefect_server: PrefectServer,
+) -> None:
     plan = make_plan(check_package(WEBHOOK))
     renamed = plan.model_copy(
-        update={"deployments": [d.model_copy(update={"work_pool": "nope"}) for d in plan.deployments]}
+        update={
+            "deployments": [d.model_copy(update={"work_pool": "nope"}) for d in plan.deployments]
+        }
     )
     with pytest.raises(DeployError, match="work pool 'nope' does not exist on .*--create-pools"):
         await apply_plan(renamed)
 
 
-def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_server: PrefectServer) -> None:
+def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(
+    prefect_server: PrefectServer,
+) -> None:
     runner = CliRunner(env={"COLUMNS": "300"})
     created = runner.invoke(app, ["deploy", str(WEBHOOK), "--create-pools"])
     assert created.exit_code == 0, created.output
@@ -94,7 +100,13 @@ def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_serv
     assert unchanged.output.count("unchanged") == 2, unchanged.output
 
     exported = runner.invoke(
-        app, ["deploy-json", "fun69_label_counts_ptp", "--deployment", "fun69_label_counts_ptp_backfill"]
+        app,
+        [
+            "deploy-json",
+            "fun69_label_counts_ptp",
+            "--deployment",
+            "fun69_label_counts_ptp_backfill",
+        ],
     )
     assert json.loads(exported.stdout) == {"deploy": [{"name": "fun69_label_counts_ptp_backfill"}]}
     missing = runner.invoke(app, ["deploy-json", "no_such_flow"])
@@ -105,10 +117,13 @@ def test_cli_deploy_prints_changes_and_deploy_json_prints_them_back(prefect_serv
 def test_prefect_deploy_all_accepts_the_written_prefect_yaml(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
+    """The deployments part, as `prefect deploy --all` reads it (the image steps need Docker:
+    `test_image.py` checks them against prefect-docker, and builds where a daemon runs)."""
     import shutil
     import subprocess
     import sys
 
+    import yaml
     from prefect.client.orchestration import get_client
     from prefect.utilities.asyncutils import run_coro_as_sync
 
@@ -117,7 +132,10 @@ def test_prefect_deploy_all_accepts_the_written_prefect_yaml(
     package = tmp_path / DPP.name
     shutil.copytree(DPP, package)
     plan = make_plan(check_package(package))
-    (package / "prefect.yaml").write_text(plan_to_prefect_yaml(plan))
+    document = yaml.safe_load(plan_to_prefect_yaml(plan))
+    assert document["build"] and document["push"]
+    document["build"] = document["push"] = None
+    (package / "prefect.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     apply_plan_sync(plan, create_pools=True)  # the pool must exist for `prefect deploy`
 
     result = subprocess.run(

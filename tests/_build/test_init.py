@@ -26,8 +26,14 @@ ROOT = Path(__file__).parents[2]
     ("args", "folder"),
     [
         pytest.param(["fun69_boxes"], "fun/fun69/fun69_boxes_ptp", id="dpp-ptp"),
-        pytest.param(["fun69_count", "--event", "webhook"], "fun/fun69/fun69_count_ptp", id="webhook"),
-        pytest.param(["acm12_load", "--type", "prp", "--event", "none"], "acm/acm12/acm12_load_prp", id="scheduled-prp"),
+        pytest.param(
+            ["fun69_count", "--event", "webhook"], "fun/fun69/fun69_count_ptp", id="webhook"
+        ),
+        pytest.param(
+            ["acm12_load", "--type", "prp", "--event", "none"],
+            "acm/acm12/acm12_load_prp",
+            id="scheduled-prp",
+        ),
         pytest.param(["tools", "--type", "utl", "--event", "none"], "utl/utl_tools", id="utility"),
     ],
 )
@@ -65,9 +71,23 @@ def test_the_scaffolds_libnar_requirement_resolves_to_a_libnar_wheel(tmp_path: P
     dist = tmp_path / "dist"
     subprocess.run([*pip, "wheel", "--no-deps", "-w", dist, ROOT], check=True, timeout=300)
     report = subprocess.run(
-        [*pip, "install", "--dry-run", "--ignore-installed", "--no-deps", "--no-index",
-         "--find-links", dist, "--report", "-", requirement],
-        capture_output=True, text=True, check=True, timeout=120,
+        [
+            *pip,
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            dist,
+            "--report",
+            "-",
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     installs = json.loads(report.stdout)["install"]
     assert [i["metadata"]["version"] for i in installs] == [libnar.__version__]
@@ -116,5 +136,7 @@ def test_importing_libnar_testing_does_not_import_prefect() -> None:
     import sys
 
     code = "import libnar.testing, sys; print('prefect' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"

@@ -51,9 +51,16 @@ def test_bad_script_name_names_the_rule_and_a_compliant_name(name: str, suggesti
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("ok_name", None), ("ok.py", None), ("My Flows", "use 'my_flows'"), ("Helper-2.py", "use 'helper_2.py'")],
+    [
+        ("ok_name", None),
+        ("ok.py", None),
+        ("My Flows", "use 'my_flows'"),
+        ("Helper-2.py", "use 'helper_2.py'"),
+    ],
 )
-def test_file_and_folder_names_are_lowercase_with_underscores(name: str, expected: str | None) -> None:
+def test_file_and_folder_names_are_lowercase_with_underscores(
+    name: str, expected: str | None
+) -> None:
     problem = check_path_part(name)
     assert (problem is None) if expected is None else (expected in str(problem))
 
@@ -66,15 +73,24 @@ def test_package_problems_name_folders_files_and_script(tmp_path: Path) -> None:
         files={"Helper Module.py": "X = 1\n"},
     )
     found = problems_of(package, flows)
-    assert any("folder 'Fun Client' breaks the naming rule" in p and "use 'fun_client'" in p for p in found)
-    assert any("package folder script name 'fun69_ohyea_pos_proc'" in p and "use 'fun69_ohyea_ptp'" in p for p in found)
-    assert any("Helper Module.py: file 'Helper Module.py' breaks the naming rule" in p for p in found)
+    assert any(
+        "folder 'Fun Client' breaks the naming rule" in p and "use 'fun_client'" in p for p in found
+    )
+    assert any(
+        "package folder script name 'fun69_ohyea_pos_proc'" in p and "use 'fun69_ohyea_ptp'" in p
+        for p in found
+    )
+    assert any(
+        "Helper Module.py: file 'Helper Module.py' breaks the naming rule" in p for p in found
+    )
 
 
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        pytest.param("X = 1\n", "fun69_boxes_ptp.py: no @nps_flow function in the file", id="no-flow"),
+        pytest.param(
+            "X = 1\n", "fun69_boxes_ptp.py: no @nps_flow function in the file", id="no-flow"
+        ),
         pytest.param(
             "from prefect import flow\n\n@flow\ndef fun69_boxes_ptp():\n    pass\n",
             "no @nps_flow function in the file",
@@ -129,14 +145,21 @@ def test_discovery_finds_packages_and_skips_hidden_and_venv_folders(tmp_path: Pa
         pytest.param([{"name": "nightly", "schedule": CRON}], id="cron"),
         pytest.param([{"name": "n", "schedule": {"cron": "*/5 * * * 1-5"}}], id="cron-no-timezone"),
         pytest.param([{"name": "n", "schedule": INTERVAL}], id="interval"),
-        pytest.param([{"name": "n", "schedule": {"interval": 90.5}}], id="interval-float-no-anchor"),
+        pytest.param(
+            [{"name": "n", "schedule": {"interval": 90.5}}], id="interval-float-no-anchor"
+        ),
         pytest.param([{"name": "n", "schedule": RRULE}], id="rrule"),
-        pytest.param([{"name": "n", "parameters": {"min_box_px": 8, "param": {"task_id": 1}}}], id="parameters"),
+        pytest.param(
+            [{"name": "n", "parameters": {"min_box_px": 8, "param": {"task_id": 1}}}],
+            id="parameters",
+        ),
         pytest.param([{"name": "a"}, {"name": "b", "schedule": CRON}], id="several"),
     ],
 )
 def test_valid_deploy_json(tmp_path: Path, deploy: list[dict[str, Any]]) -> None:
-    package = check_package(write_package(tmp_path, "deploy-json = true", deploy_json={"deploy": deploy}))
+    package = check_package(
+        write_package(tmp_path, "deploy-json = true", deploy_json={"deploy": deploy})
+    )
     assert [d.model_dump(exclude_none=True) for d in package.deployments] == [
         {"parameters": {}, **d} for d in deploy
     ]
@@ -147,33 +170,121 @@ def _entry(**fields: Any) -> dict[str, Any]:
 
 
 INVALID_DEPLOY_JSON: list[Any] = [
-    pytest.param(_entry(schedule={"cron": "not a cron"}), 'deploy.json: deploy[0].schedule.cron: "not a cron" is not a cron expression (5 fields, e.g. "30 2 * * *")', id="cron-not-cron"),
-    pytest.param(_entry(schedule={"cron": "0 30 2 * * *"}), 'deploy[0].schedule.cron: "0 30 2 * * *" is not a cron expression (5 fields', id="cron-six-fields"),
-    pytest.param(_entry(schedule={"cron": "61 2 * * *"}), 'deploy[0].schedule.cron: "61 2 * * *" is not a cron expression', id="cron-minute-61"),
-    pytest.param(_entry(schedule={"cron": "30 2 * * *", "timezone": "Mars/Olympus"}), 'deploy[0].schedule.timezone: "Mars/Olympus" is not a timezone (an IANA name, e.g. "UTC" or "Europe/Paris")', id="unknown-timezone"),
-    pytest.param(_entry(schedule={"rrule": "FREQ=SOMETIMES"}), 'deploy[0].schedule.rrule: "FREQ=SOMETIMES" is not an RRULE (', id="bad-rrule"),
-    pytest.param(_entry(schedule={"interval": -5}), "deploy[0].schedule.interval: -5 is not a number of seconds above 0 (e.g. 3600)", id="interval-negative"),
-    pytest.param(_entry(schedule={"interval": "8h"}), 'deploy[0].schedule.interval: "8h" is not a number of seconds above 0', id="interval-text"),
-    pytest.param(_entry(schedule={"interval": 60, "anchor_date": "tomorrow"}), 'deploy[0].schedule.anchor_date: "tomorrow" is not an ISO 8601 date and time', id="anchor-not-a-date"),
-    pytest.param(_entry(schedule={"cron": "30 2 * * *", "anchor_date": "2023-11-23T02:30:00"}), "deploy[0].schedule.anchor_date: unknown field; allowed here: cron, timezone", id="anchor-with-cron"),
-    pytest.param(_entry(schedule={"cron": "30 2 * * *", "interval": 60}), "deploy[0].schedule: give exactly one of cron, interval or rrule (found cron, interval)", id="two-kinds"),
-    pytest.param(_entry(schedule={"timezone": "UTC"}), "deploy[0].schedule: give exactly one of cron, interval or rrule (found none)", id="no-kind"),
-    pytest.param(_entry(schedule="30 2 * * *"), 'deploy[0].schedule: expected an object with cron, interval or rrule, found "30 2 * * *"', id="schedule-string"),
-    pytest.param(_entry(schedul=CRON), 'deploy[0].schedul: unknown field (did you mean "schedule"?); only name, schedule and parameters are valid', id="unknown-field"),
-    pytest.param({"deploy": [{"schedule": CRON}]}, "deploy[0].name: is required: a non-empty string", id="name-missing"),
-    pytest.param({"deploy": [{"name": "a"}, {"name": "a"}]}, 'deploy[1].name: "a" is used twice; names must be unique', id="name-twice"),
-    pytest.param({"deploy": []}, 'deploy.json: deploy: expected a non-empty list of deployments, e.g. [{"name": "nightly"}]', id="empty"),
-    pytest.param({"deploys": [{"name": "a"}]}, 'deploys: unknown key (did you mean "deploy"?); the only key is "deploy"', id="top-level-typo"),
-    pytest.param([{"name": "a"}], 'deploy.json: expected an object {"deploy": [...]}', id="not-an-object"),
-    pytest.param(_entry(parameters=[1]), "deploy[0].parameters: expected an object, found [1]", id="parameters-not-object"),
-    pytest.param(_entry(parameters={"min_box_px": "x"}), "deploy[0].parameters: min_box_px: found 'x'; expected a valid integer", id="parameter-wrong-type"),
-    pytest.param(_entry(parameters={"min_box": 3}), "deploy[0].parameters: min_box: found an unknown parameter; expected one of: event, min_box_px,", id="parameter-unknown"),
-    pytest.param('{"deploy": [\n  {"name": "a",}\n]}', "deploy.json:2: not valid JSON: ", id="not-json-with-line"),
+    pytest.param(
+        _entry(schedule={"cron": "not a cron"}),
+        'deploy.json: deploy[0].schedule.cron: "not a cron" is not a cron expression (5 fields, e.g. "30 2 * * *")',
+        id="cron-not-cron",
+    ),
+    pytest.param(
+        _entry(schedule={"cron": "0 30 2 * * *"}),
+        'deploy[0].schedule.cron: "0 30 2 * * *" is not a cron expression (5 fields',
+        id="cron-six-fields",
+    ),
+    pytest.param(
+        _entry(schedule={"cron": "61 2 * * *"}),
+        'deploy[0].schedule.cron: "61 2 * * *" is not a cron expression',
+        id="cron-minute-61",
+    ),
+    pytest.param(
+        _entry(schedule={"cron": "30 2 * * *", "timezone": "Mars/Olympus"}),
+        'deploy[0].schedule.timezone: "Mars/Olympus" is not a timezone (an IANA name, e.g. "UTC" or "Europe/Paris")',
+        id="unknown-timezone",
+    ),
+    pytest.param(
+        _entry(schedule={"rrule": "FREQ=SOMETIMES"}),
+        'deploy[0].schedule.rrule: "FREQ=SOMETIMES" is not an RRULE (',
+        id="bad-rrule",
+    ),
+    pytest.param(
+        _entry(schedule={"interval": -5}),
+        "deploy[0].schedule.interval: -5 is not a number of seconds above 0 (e.g. 3600)",
+        id="interval-negative",
+    ),
+    pytest.param(
+        _entry(schedule={"interval": "8h"}),
+        'deploy[0].schedule.interval: "8h" is not a number of seconds above 0',
+        id="interval-text",
+    ),
+    pytest.param(
+        _entry(schedule={"interval": 60, "anchor_date": "tomorrow"}),
+        'deploy[0].schedule.anchor_date: "tomorrow" is not an ISO 8601 date and time',
+        id="anchor-not-a-date",
+    ),
+    pytest.param(
+        _entry(schedule={"cron": "30 2 * * *", "anchor_date": "2023-11-23T02:30:00"}),
+        "deploy[0].schedule.anchor_date: unknown field; allowed here: cron, timezone",
+        id="anchor-with-cron",
+    ),
+    pytest.param(
+        _entry(schedule={"cron": "30 2 * * *", "interval": 60}),
+        "deploy[0].schedule: give exactly one of cron, interval or rrule (found cron, interval)",
+        id="two-kinds",
+    ),
+    pytest.param(
+        _entry(schedule={"timezone": "UTC"}),
+        "deploy[0].schedule: give exactly one of cron, interval or rrule (found none)",
+        id="no-kind",
+    ),
+    pytest.param(
+        _entry(schedule="30 2 * * *"),
+        'deploy[0].schedule: expected an object with cron, interval or rrule, found "30 2 * * *"',
+        id="schedule-string",
+    ),
+    pytest.param(
+        _entry(schedul=CRON),
+        'deploy[0].schedul: unknown field (did you mean "schedule"?); only name, schedule and parameters are valid',
+        id="unknown-field",
+    ),
+    pytest.param(
+        {"deploy": [{"schedule": CRON}]},
+        "deploy[0].name: is required: a non-empty string",
+        id="name-missing",
+    ),
+    pytest.param(
+        {"deploy": [{"name": "a"}, {"name": "a"}]},
+        'deploy[1].name: "a" is used twice; names must be unique',
+        id="name-twice",
+    ),
+    pytest.param(
+        {"deploy": []},
+        'deploy.json: deploy: expected a non-empty list of deployments, e.g. [{"name": "nightly"}]',
+        id="empty",
+    ),
+    pytest.param(
+        {"deploys": [{"name": "a"}]},
+        'deploys: unknown key (did you mean "deploy"?); the only key is "deploy"',
+        id="top-level-typo",
+    ),
+    pytest.param(
+        [{"name": "a"}], 'deploy.json: expected an object {"deploy": [...]}', id="not-an-object"
+    ),
+    pytest.param(
+        _entry(parameters=[1]),
+        "deploy[0].parameters: expected an object, found [1]",
+        id="parameters-not-object",
+    ),
+    pytest.param(
+        _entry(parameters={"min_box_px": "x"}),
+        "deploy[0].parameters: min_box_px: found 'x'; expected a valid integer",
+        id="parameter-wrong-type",
+    ),
+    pytest.param(
+        _entry(parameters={"min_box": 3}),
+        "deploy[0].parameters: min_box: found an unknown parameter; expected one of: event, min_box_px,",
+        id="parameter-unknown",
+    ),
+    pytest.param(
+        '{"deploy": [\n  {"name": "a",}\n]}',
+        "deploy.json:2: not valid JSON: ",
+        id="not-json-with-line",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("data", "expected"), INVALID_DEPLOY_JSON)
-def test_invalid_deploy_json_names_path_value_and_fix(tmp_path: Path, data: Any, expected: str) -> None:
+def test_invalid_deploy_json_names_path_value_and_fix(
+    tmp_path: Path, data: Any, expected: str
+) -> None:
     found = problems_of(write_package(tmp_path, "deploy-json = true", deploy_json=data))
     assert any(expected in line for line in found), "\n".join(found)
 
@@ -182,7 +293,11 @@ def test_all_deploy_json_problems_come_at_once(tmp_path: Path) -> None:
     data = {
         "deploy": [
             {"name": "a", "schedule": {"cron": "bad"}},
-            {"name": "b", "schedule": {"interval": 0, "timezone": "Nowhere"}, "parameters": {"min_box_px": "x"}},
+            {
+                "name": "b",
+                "schedule": {"interval": 0, "timezone": "Nowhere"},
+                "parameters": {"min_box_px": "x"},
+            },
         ]
     }
     found = problems_of(write_package(tmp_path, "deploy-json = true", deploy_json=data))

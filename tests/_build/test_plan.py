@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from libnar._build import check_package, discover_packages, make_plan, plan_to_json, plan_to_prefect_yaml
+from libnar._build import (
+    check_package,
+    discover_packages,
+    make_plan,
+    plan_to_json,
+    plan_to_prefect_yaml,
+)
 from libnar.settings import get_settings
 from tests._build.conftest import write_package
 
@@ -27,10 +33,16 @@ def plan_of(tmp_path: Path, table: str = "", **settings: Any) -> Any:
     [
         pytest.param("", "giver", id="giver"),
         pytest.param('infra = "gke"', "narpool-gke-eu", id="gke"),
-        pytest.param('infra = "gke"\nregion = "us"\ncloud = "gcp"', "narpool-gke-eu", id="gke-ignores-cloud-region"),
+        pytest.param(
+            'infra = "gke"\nregion = "us"\ncloud = "gcp"',
+            "narpool-gke-eu",
+            id="gke-ignores-cloud-region",
+        ),
         pytest.param('infra = "narwhal"', "narpool-aws-us", id="narwhal-aws-us"),
         pytest.param('infra = "narwhal"\nregion = "eu"', "narpool-aws-eu", id="narwhal-aws-eu"),
-        pytest.param('infra = "narwhal"\ncloud = "gcp"\nregion = "eu"', "narpool-gcp", id="narwhal-gcp"),
+        pytest.param(
+            'infra = "narwhal"\ncloud = "gcp"\nregion = "eu"', "narpool-gcp", id="narwhal-gcp"
+        ),
         pytest.param('infra = "narwhal"\ncloud = "azure"', "narpool-azure", id="narwhal-azure"),
     ],
 )
@@ -45,7 +57,9 @@ def test_work_pools_setting_renames_a_pool(tmp_path: Path) -> None:
     assert plan.deployments[0].work_pool == "staging-ecs"
 
 
-def test_work_pools_setting_reads_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_work_pools_setting_reads_json_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LIBNAR_WORK_POOLS", '{"giver": "giver-test"}')
     assert get_settings().work_pools == {"giver": "giver-test"}
 
@@ -54,17 +68,41 @@ def test_work_pools_setting_reads_json_from_the_environment(monkeypatch: pytest.
     ("table", "variables"),
     [
         pytest.param("", {"cpu": "1", "memory": "2Gi"}, id="giver-low"),
-        pytest.param('disk = "50Gi"', {"cpu": "1", "memory": "2Gi", "volume_size": "50Gi"}, id="giver-volume"),
+        pytest.param(
+            'disk = "50Gi"', {"cpu": "1", "memory": "2Gi", "volume_size": "50Gi"}, id="giver-volume"
+        ),
         pytest.param('amount = "very-low"', {"cpu": "0.5", "memory": "512Mi"}, id="giver-very-low"),
-        pytest.param('infra = "gke"\namount = "high"\ndisk = "10Gi"', {"cpu": "2", "memory": "4Gi", "ephemeral_storage": "10Gi"}, id="gke"),
-        pytest.param('infra = "narwhal"', {"cpu": 1024, "memory": 2048, "ephemeral_storage": 21}, id="ecs-low-default-disk"),
-        pytest.param('infra = "narwhal"\namount = "custom"\ncpu = "0.5"\nmemory = "1Gi"\ndisk = "40Gi"', {"cpu": 512, "memory": 1024, "ephemeral_storage": 40}, id="ecs-custom"),
-        pytest.param('infra = "narwhal"\namount = "custom"\ncpu = "500m"\nmemory = "3072Mi"', {"cpu": 512, "memory": 3072, "ephemeral_storage": 21}, id="ecs-millicpu"),
+        pytest.param(
+            'infra = "gke"\namount = "high"\ndisk = "10Gi"',
+            {"cpu": "2", "memory": "4Gi", "ephemeral_storage": "10Gi"},
+            id="gke",
+        ),
+        pytest.param(
+            'infra = "narwhal"',
+            {"cpu": 1024, "memory": 2048, "ephemeral_storage": 21},
+            id="ecs-low-default-disk",
+        ),
+        pytest.param(
+            'infra = "narwhal"\namount = "custom"\ncpu = "0.5"\nmemory = "1Gi"\ndisk = "40Gi"',
+            {"cpu": 512, "memory": 1024, "ephemeral_storage": 40},
+            id="ecs-custom",
+        ),
+        pytest.param(
+            'infra = "narwhal"\namount = "custom"\ncpu = "500m"\nmemory = "3072Mi"',
+            {"cpu": 512, "memory": 3072, "ephemeral_storage": 21},
+            id="ecs-millicpu",
+        ),
     ],
 )
-def test_job_variables_use_the_units_of_the_infra(tmp_path: Path, table: str, variables: dict[str, Any]) -> None:
+def test_job_variables_use_the_units_of_the_infra(
+    tmp_path: Path, table: str, variables: dict[str, Any]
+) -> None:
     [deployment] = plan_of(tmp_path, table).deployments
-    assert deployment.job_variables == {**variables, "image": "nps/fun69_boxes_ptp:1.0.0-py3.11"}
+    assert deployment.job_variables == {
+        **variables,
+        "env": {},
+        "image": "nps/fun69_boxes_ptp:1.0.0-py3.11",
+    }
 
 
 def test_image_comes_from_registry_setting_version_and_pyver(tmp_path: Path) -> None:

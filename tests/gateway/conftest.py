@@ -129,3 +129,48 @@ def gateway(deployments: dict[str, str], tmp_path: Path) -> Iterator[RunningGate
     outbox = tmp_path / "outbox"
     with serve_in_thread(gateway_settings(outbox)) as url:
         yield RunningGateway(url, outbox)
+
+
+def run_of(answer: httpx.Response | dict[str, Any], timeout: float = 30.0) -> Any:
+    """The Prefect run of an accepted event, found as the docs say: by its idempotency key
+    `<deployment id>:<key>` (waiting for the dispatcher to create it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterIdempotencyKey,
+    )
+
+    found = answer.json() if isinstance(answer, httpx.Response) else answer
+    assert found["accepted"] is True, found
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        [deployment] = client.read_deployments(
+            deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[found["deployment"]])
+            )
+        )
+        key = f"{deployment.id}:{found['key']}"
+        while True:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])
+                )
+            )
+            if runs:
+                [run] = runs
+                if found["flow_run_id"] is not None:
+                    assert str(run.id) == found["flow_run_id"]
+                return run
+            assert time.monotonic() < deadline, f"no run for {key} in {timeout} s"
+            time.sleep(0.1)
+
+
+def wait_until(check: Any, timeout: float = 30.0, what: str = "the condition") -> Any:
+    """Poll `check()` until it returns something true (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout} s"
+        time.sleep(0.05)
+    return found

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 
-from libnar._gateway import GatewayConfig, Outbox, OutboxEntry, create_app, replay_outbox
+from libnar._gateway import FileOutbox, GatewayConfig, OutboxEntry, create_app, replay_outbox
 from libnar._gateway._trigger import ParametersRejected, PrefectTrigger, RunRequest
 from libnar.events import WebhookEvent
 from libnar.runs import ClaimReference
@@ -37,7 +37,9 @@ from .conftest import (
     RunningGateway,
     dpp_body,
     gateway_settings,
+    run_of,
     serve_in_thread,
+    wait_until,
     webhook_body,
 )
 
@@ -106,11 +108,11 @@ def test_placeholders_in_task_data_reach_the_run_literally(
     body = webhook_body(data={"image": "https://x/a.png", "note": value})
     with gateway.client() as client:
         answer = client.post("/webhook-event", json=body, headers={"x-auth-token": gateway.token()})
-    assert answer.status_code == 200, answer.text
-    run = read_run(answer.json()["flow_run_id"])
+    assert answer.status_code == 202, answer.text
+    run = run_of(answer)
     assert run.parameters["event"]["task"]["data"]["note"] == value
     assert VARIABLE_VALUE not in json.dumps(run.parameters)
-    assert list((gateway.outbox / "pending").glob("*.json")) == []
+    wait_until(lambda: not list((gateway.outbox / "pending").glob("*.json")), what="done")
 
 
 def test_a_placeholder_in_token_parameters_reaches_the_run_literally(
@@ -149,8 +151,9 @@ def test_a_large_webhook_runs_by_reference_beside_small_ones(
 
     with ThreadPoolExecutor(11) as pool:
         answers = list(pool.map(post, [big, *small]))
-    assert [a.status_code for a in answers] == [200] * 11, [a.text[:200] for a in answers]
-    run = read_run(answers[0].json()["flow_run_id"])
+    assert [a.status_code for a in answers] == [202] * 11, [a.text[:200] for a in answers]
+    assert all(run_of(a) for a in answers[1:])
+    run = run_of(answers[0])
     assert run.name == f"gw_hook_ptp-{big['task']['project_id']}-{big['task']['id']}"
     assert f"task:{big['task']['id']}" in run.tags
     reference = ClaimReference.from_parameter(run.parameters["event"])
@@ -181,8 +184,8 @@ def test_the_flow_gets_the_whole_large_event_from_its_reference(
     body["task"]["data"]["frames"] = ["x" * 100] * 7000
     with public_gateway.client() as client:
         answer = client.post("/dpp-event", json=body, headers=DPP)
-    assert answer.status_code == 200, answer.text
-    parameters = read_run(answer.json()["flow_run_id"]).parameters
+    assert answer.status_code == 202, answer.text
+    parameters = run_of(answer).parameters
     assert parameters["min_box_px"] == 2
     # The run as a worker would run it: the flow fetches the body and sees the whole event.
     seen: dict[str, Any] = {}
@@ -244,7 +247,7 @@ async def test_an_item_prefect_refuses_is_isolated_from_its_bulk_call(
 def test_replay_triggers_the_rest_when_one_entry_is_refused(
     deployments: dict[str, str], tmp_path: Path
 ) -> None:
-    outbox = Outbox(tmp_path / "outbox")
+    outbox = FileOutbox(tmp_path / "outbox")
 
     def entry(tag: str) -> OutboxEntry:
         body = webhook_body()
@@ -265,7 +268,7 @@ def test_replay_triggers_the_rest_when_one_entry_is_refused(
     report = asyncio.run(replay_outbox(gateway_settings(outbox.directory)))
     assert report.triggered == 5
     assert len(report.rejected) == 1
-    assert report.rejected[0].startswith(huge.file_name)
+    assert report.rejected[0].startswith(huge.name)
     assert (outbox.rejected / huge.file_name).exists()
     assert list(outbox.pending.glob("*.json")) == []
 
@@ -334,10 +337,12 @@ def test_tokens_with_other_parameters_are_other_deliveries(gateway: RunningGatew
         second = client.post("/webhook-event", json=body, headers={"x-auth-token": by_label})
         again = client.post("/webhook-event", json=body, headers={"x-auth-token": by_label})
     assert (first.json()["duplicate"], second.json()["duplicate"]) == (False, False)
-    assert first.json()["flow_run_id"] != second.json()["flow_run_id"]
-    assert again.json() == {**second.json(), "duplicate": True}
-    assert read_run(second.json()["flow_run_id"]).parameters["tag"] == "label"
-    assert len(list((gateway.outbox / "done").glob("*.json"))) == 2
+    assert first.json()["key"] != second.json()["key"]
+    assert run_of(first).id != run_of(second).id
+    assert again.json()["duplicate"] is True
+    assert again.json()["key"] == second.json()["key"]
+    assert run_of(second).parameters["tag"] == "label"
+    wait_until(lambda: len(list((gateway.outbox / "done").glob("*.json"))) == 2, what="2 done")
 
 
 def test_the_same_parameters_spelled_otherwise_are_the_same_delivery(
@@ -360,10 +365,11 @@ def test_the_same_parameters_spelled_otherwise_are_the_same_delivery(
             content=json.dumps(first).replace('"min_box_px"', '"\\u006din_box_px"'),
             headers={**DPP, "content-type": "application/json"},
         ).json()
-    assert answers[1] == {**answers[0], "duplicate": True}
-    assert spelled == {**answers[0], "duplicate": True}
+    assert (answers[1]["key"], answers[1]["duplicate"]) == (answers[0]["key"], True)
+    assert (spelled["key"], spelled["duplicate"]) == (answers[0]["key"], True)
     assert answers[2]["duplicate"] is False
-    assert answers[2]["flow_run_id"] != answers[0]["flow_run_id"]
+    assert answers[2]["key"] != answers[0]["key"]
+    assert run_of(answers[2]).id != run_of(answers[0]).id
 
 
 # -- the wrong event type ------------------------------------------------------------------
@@ -413,8 +419,8 @@ def test_the_event_parameter_is_found_by_its_type_under_any_name(
             json=dpp_body(name="gw_payload_ptp", parameters={"payload": {}}),
             headers=DPP,
         )
-    assert answer.status_code == 200, answer.text
-    parameters = read_run(answer.json()["flow_run_id"]).parameters
+    assert answer.status_code == 202, answer.text
+    parameters = run_of(answer).parameters
     assert parameters["payload"]["task"]["id"] == body["task"]["id"]
     assert parameters["scale"] == 2
     assert named.status_code == 422
@@ -436,14 +442,12 @@ def test_repeats_at_once_leave_nothing_pending_and_a_forced_replay_reruns_nothin
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(post, range(16)))
-    assert {a.status_code for a in answers} == {200}
-    assert len({a.json()["flow_run_id"] for a in answers}) == 1
+    assert {a.status_code for a in answers} <= {200, 202}
+    assert len({a.json()["key"] for a in answers}) == 1
+    assert [a.json()["duplicate"] for a in answers].count(False) == 1
+    run_of(answers[0])
     with gateway.client() as client:
-        for _ in range(50):  # the done marks are written after each answer
-            if not list((gateway.outbox / "pending").glob("*.json")):
-                break
-            threading.Event().wait(0.1)
-        assert list((gateway.outbox / "pending").glob("*.json")) == []
+        wait_until(lambda: not list((gateway.outbox / "pending").glob("*.json")), what="done")
         report = client.post("/replay", params={"force": "true"}, headers=ADMIN).json()
     assert report["triggered"] == 0
     with get_client(sync_client=True) as prefect:
@@ -493,14 +497,17 @@ def test_the_prefect_timeout_bounds_a_request_end_to_end(
     frozen_prefect: str, tmp_path: Path
 ) -> None:
     settings = gateway_settings(
-        tmp_path / "outbox", gateway_prefect_timeout=1.0, gateway_prefect_concurrency=1
+        tmp_path / "outbox",
+        gateway_prefect_timeout=1.0,
+        gateway_prefect_concurrency=1,
+        gateway_check_timeout=1.0,
     )
     token = _token()
     with serve_in_thread(settings, prefect_api_url=frozen_prefect) as url:
 
         def post(_: int) -> int:
-            # Ten requests queue for the one slot towards Prefect; each must still be answered
-            # within the timeout (the client gives up at five times it).
+            # Ten requests wait for the deployment's lookup; each is stored unchecked and
+            # answered within the check timeout (the client gives up at five times it).
             with httpx.Client(base_url=url, timeout=5.0) as client:
                 body = webhook_body()
                 return client.post(
@@ -509,7 +516,7 @@ def test_the_prefect_timeout_bounds_a_request_end_to_end(
 
         with ThreadPoolExecutor(10) as pool:
             statuses = list(pool.map(post, range(10)))
-    assert statuses == [503] * 10
+    assert statuses == [202] * 10
     assert len(list((tmp_path / "outbox" / "pending").glob("*.json"))) == 10
 
 
@@ -556,9 +563,9 @@ def test_credentials_in_the_prefect_url_never_reach_logs_or_answers(
         answer = client.post(
             "/webhook-event", json=webhook_body(), headers={"x-auth-token": _token()}
         )
-    assert answer.status_code == 503
+    assert answer.status_code == 202  # kept, sent once Prefect answers
     assert "gateway ready: Prefect http://user:***@127.0.0.1" in caplog.text
-    assert "Prefect unavailable" in caplog.text
+    assert "storing the event unchecked" in caplog.text
     assert "prefect-pass" not in caplog.text
 
 
@@ -601,7 +608,7 @@ def test_replay_command_reports_bad_entries_and_replays_the_rest(
     import subprocess
     import sys
 
-    outbox = Outbox(tmp_path / "outbox")
+    outbox = FileOutbox(tmp_path / "outbox")
     body = webhook_body()
     good = OutboxEntry(
         source="webhook",
@@ -642,3 +649,29 @@ def test_replay_command_reports_bad_entries_and_replays_the_rest(
     assert "not a valid entry" in reasons["cut.json"]
     assert "deployment" in reasons["long-name.json"]
     assert (tmp_path / "elsewhere.json").exists()
+
+
+def test_an_async_flow_fetches_its_reference_and_a_wrong_token_fails_the_run(
+    public_gateway: RunningGateway,
+) -> None:
+    from libnar import DppEvent, nps_flow
+    from libnar.flow._local import local_run_settings
+
+    body = dpp_body(parameters={"min_box_px": 5})
+    body["task"]["data"]["frames"] = ["y" * 100] * 7000
+    with public_gateway.client() as client:
+        answer = client.post("/dpp-event", json=body, headers=DPP)
+    assert answer.status_code == 200, answer.text
+    parameters = read_run(answer.json()["flow_run_id"]).parameters
+
+    @nps_flow(name="gw_dpp_ptp", submit_result=False)
+    async def probe(event: DppEvent, min_box_px: int = 4) -> int:
+        return len(event.task.data["frames"])
+
+    forged = json.loads(json.dumps(parameters))
+    forged["event"]["libnar_claim"]["token"] = "0" * 64
+    with local_run_settings():
+        assert asyncio.run(probe(**parameters)) == 7000
+        state = asyncio.run(probe(**forged, return_state=True))
+    assert state.is_failed()
+    assert "refused the claim's token" in str(state.message)

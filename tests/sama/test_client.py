@@ -274,11 +274,12 @@ async def test_create_batch_creates_tasks_and_returns_the_batch_id(
         pytest.param(1001, [1000, 1], id="1001-split-in-two"),
     ],
 )
-async def test_create_batch_splits_more_than_1000_tasks(
+async def test_create_batch_in_the_body_splits_more_than_1000_tasks(
     client: Client, fake_samahub: FakeSamaHub, count: int, sizes: list[int]
 ) -> None:
     fake_samahub.add_project(10)
-    ids = await run(client.create_batch(10, ({"n": str(n)} for n in range(count))))
+    tasks = ({"n": str(n)} for n in range(count))
+    ids = await run(client.create_batch(10, tasks, via="body"))
     assert len(ids) == len(sizes) == len(set(ids))
     assert [len(c.body["tasks"]) for c in fake_samahub.calls("create_batch")] == sizes
 

@@ -355,7 +355,9 @@ async def test_create_batch_tells_split_batches_apart_when_an_answer_is_lost(
     served_samahub.add_project(10)
     _lose_answer(served_samahub, "dropped connection", processed=True, after=1)
     ids = await run(
-        served_client.create_batch(10, [{"n": str(n)} for n in range(1001)], client_batch_id="big")
+        served_client.create_batch(
+            10, [{"n": str(n)} for n in range(1001)], client_batch_id="big", via="body"
+        )
     )
     assert _batches_of(served_samahub) == {ids[0]: 1000, ids[1]: 1}
     assert len(served_samahub.calls("create_batch")) == 2
@@ -369,7 +371,7 @@ async def test_create_batch_says_what_was_created_when_a_later_part_is_in_doubt(
     sama = served_client.with_options(batch_lookup_seconds=0)
     tasks = [{"n": str(n)} for n in range(2500)]
     with pytest.raises(SamaBatchOutcomeUnknownError) as raised:
-        await run(sama.create_batch(10, tasks, client_batch_id="big"))
+        await run(sama.create_batch(10, tasks, client_batch_id="big", via="body"))
     [first] = _batches_of(served_samahub)
     assert (raised.value.created, raised.value.in_doubt) == ((first,), (1000, 2000))
     assert str(raised.value).startswith(

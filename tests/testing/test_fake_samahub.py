@@ -355,3 +355,209 @@ def test_served_fake_answers_over_real_http_on_kept_alive_connections() -> None:
             httpx.get(f"{fake.api_url}/projects/10.json", params={"access_key": fake.api_key})
     assert got == [task.id for task in tasks]
     assert fake.api_url.startswith("http://127.0.0.1:")
+
+
+# --- the routes' shape --------------------------------------------------------------------
+
+
+def test_every_route_name_has_exactly_one_route() -> None:
+    from typing import get_args
+
+    from libnar._local_stack._fake_samahub import ROUTES, RouteName
+
+    assert list(ROUTES) == list(get_args(RouteName))
+    assert all(route.name == name for name, route in ROUTES.items())
+
+
+@pytest.mark.slow
+def test_a_misspelt_route_name_fails_the_type_check(tmp_path: Any) -> None:
+    from mypy import api as mypy_api
+
+    snippet = tmp_path / "uses_the_fake.py"
+    snippet.write_text(
+        "from libnar.testing import FakeSamaHub\n\n\n"
+        "def check(fake: FakeSamaHub) -> None:\n"
+        '    fake.calls("task")\n'
+        '    fake.calls("taks")\n'
+        '    fake.fail(503, route="create_bach")\n'
+    )
+    out, _, status = mypy_api.run(
+        [str(snippet), "--strict", "--no-incremental", "--follow-imports=silent"]
+    )
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1
+    assert len(errors) == 2, out
+    assert (
+        'Argument 1 to "calls" of "FakeSamaHub" has incompatible type "Literal[\'taks\']"'
+        in errors[0]
+    )
+    assert (
+        '"route" to "fail" of "FakeSamaHub" has incompatible type "Literal[\'create_bach\']"'
+        in errors[1]
+    )
+
+
+# --- batches by file ------------------------------------------------------------------------
+
+
+def create_by_file(fake: FakeSamaHub, **body: Any) -> dict[str, Any]:
+    body = {"tasks_file_name": "tasks.json", **body}
+    response = api(fake, "POST", "/projects/10/batches.json", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_a_batch_by_file_creates_its_tasks_on_continue(fake_samahub: FakeSamaHub) -> None:
+    fake_samahub.add_project(10)
+    created = create_by_file(fake_samahub, client_batch_id="files-1")
+    put_url = created["tasks_put_url"]
+    specs = [{"data": {"url": f"https://x.test/{n}.jpg"}, "priority": 2} for n in range(1500)]
+
+    uploaded = httpx.put(put_url, json=specs)  # the presigned URL: no key
+    before = fake_samahub.created_tasks(10)
+    done = api(fake_samahub, "POST", f"/projects/10/batches/{created['batch_id']}/continue.json")
+
+    assert put_url.startswith(fake_samahub.upload_url + "/")
+    assert (uploaded.status_code, before) == (200, [])
+    assert done.json() == {"batch_id": created["batch_id"], "state": "processing"}
+    tasks = fake_samahub.created_tasks(10, client_batch_id="files-1")
+    assert len(tasks) == 1500  # no 1,000-task limit by file
+    assert {t.data["url"] for t in tasks} == {s["data"]["url"] for s in specs}
+    status = api(fake_samahub, "GET", f"/projects/10/batches/{created['batch_id']}.json")
+    assert (status.json()["state"], status.json()["task_count"]) == ("completed", 1500)
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "message"),
+    [
+        pytest.param("continue-without-file", 400, "No tasks file was uploaded for batch 1000", id="no-file"),
+        pytest.param("continue-twice", 400, "Batch 1000 is completed: it was continued already", id="twice"),
+        pytest.param("put-after-continue", 403, "Request has expired or the URL is not valid", id="late-put"),
+        pytest.param("put-with-key", 400, "A tasks_put_url takes no access_key: the API key would leak", id="key-leak"),
+        pytest.param("put-not-a-list", 400, "The tasks file must be a JSON array of tasks", id="not-a-list"),
+        pytest.param("put-unsigned", 403, "The request signature does not match: use tasks_put_url as given", id="unsigned"),
+        pytest.param("both-ways", 400, "Send either tasks or tasks_file_name, not both", id="both"),
+    ],
+)  # fmt: skip
+def test_the_file_path_refuses_what_samahub_would(
+    fake_samahub: FakeSamaHub, step: str, status: int, message: str
+) -> None:
+    fake_samahub.add_project(10)
+    if step == "both-ways":
+        response = api(
+            fake_samahub,
+            "POST",
+            "/projects/10/batches.json",
+            json={"tasks_file_name": "t.json", "tasks": [{"data": {}}]},
+        )
+    else:
+        created = create_by_file(fake_samahub)
+        url, cont = (
+            created["tasks_put_url"],
+            f"/projects/10/batches/{created['batch_id']}/continue.json",
+        )
+        if step != "continue-without-file":
+            httpx.put(url, json=[{"data": {"n": "1"}}])
+        if step in ("continue-twice", "put-after-continue"):
+            api(fake_samahub, "POST", cont)
+        if step.startswith("continue"):
+            response = api(fake_samahub, "POST", cont)
+        elif step == "put-with-key":
+            response = httpx.put(url, params={"access_key": fake_samahub.api_key}, json=[])
+        elif step == "put-not-a-list":
+            response = httpx.put(url, json={"tasks": []})
+        elif step == "put-unsigned":
+            response = httpx.put(url.split("?")[0], json=[])
+        else:
+            response = httpx.put(url, json=[])
+    assert response.status_code == status
+    assert response.json()["errors"][0]["message"] == message
+
+
+def test_tasks_breaking_the_creation_schema_fail_and_show_in_the_batch_status(
+    fake_samahub: FakeSamaHub,
+) -> None:
+    from libnar.testing import make_creation_schema
+
+    fake_samahub.add_project(10)
+    fake_samahub.schemas["10"] = {"create_task": make_creation_schema({"url": "https://x"})}
+    body = {"tasks": [{"data": {"url": "https://x.test/1.jpg"}}, {"data": {"url": 3}}]}
+    created = api(fake_samahub, "POST", "/projects/10/batches.json", json=body).json()
+    path = f"/projects/10/batches/{created['batch_id']}.json"
+
+    full = api(fake_samahub, "GET", path).json()
+    omitted = api(fake_samahub, "GET", path, params={"omit_failed_task_data": "true"}).json()
+
+    assert (full["task_count"], full["failed_task_count"]) == (1, 1)
+    failed = {"state": "failed", "errors": ["data.url: found 3; expected a string"]}
+    assert full["tasks"][1] == {**failed, "data": {"url": 3}}
+    assert omitted["tasks"][1] == failed
+    assert [c.params for c in fake_samahub.calls("batch")][1] == {"omit_failed_task_data": "true"}
+
+
+def test_the_served_fake_takes_uploads_on_its_own_socket() -> None:
+    from libnar.testing import serve_fake_samahub
+
+    with serve_fake_samahub() as fake:
+        fake.add_project(10)
+        created = create_by_file(fake)
+        put = httpx.put(created["tasks_put_url"], json=[{"data": {"a": "1"}}])
+        api(fake, "POST", f"/projects/10/batches/{created['batch_id']}/continue.json")
+        tasks = fake.created_tasks(10)
+    assert created["tasks_put_url"].startswith(fake.upload_url)
+    assert fake.upload_url.startswith("http://127.0.0.1:")
+    assert (put.status_code, [t.data for t in tasks]) == (200, [{"a": "1"}])
+    assert [c.route for c in fake.calls()] == ["create_batch", "upload_tasks", "continue_batch"]
+
+
+# --- answer factories ------------------------------------------------------------------------
+
+
+def test_make_video_answers_are_samahub_video_answers_with_locations() -> None:
+    from libnar.answers import Answers
+    from libnar.testing import make_video_answers
+
+    answers = make_video_answers(shapes=3, frames=25, key_every=10, seed=4)
+    typed = Answers.from_dict(answers)
+
+    assert answers == make_video_answers(shapes=3, frames=25, key_every=10, seed=4)
+    shapes = typed.video_shapes()
+    assert [len(s.keyframes) for s in shapes] == [4, 4, 4]  # 0, 10, 20 and the last, 24
+    assert all(len(s.locations) == 25 for s in shapes)
+    assert typed.to_dict() == answers
+
+
+def test_make_video_answers_makes_3d_cuboids() -> None:
+    from libnar.answers import Answers
+    from libnar.testing import make_video_answers
+
+    [cuboid] = Answers.from_dict(
+        make_video_answers(output="Scene", shapes=1, frames=5, key_every=4, cuboids=True)
+    ).video_shapes()
+
+    assert cuboid.type == "cuboid"
+    assert cuboid.keyframes[0].is_3d
+    assert len(cuboid.at(2).points or []) == 8
+
+
+def test_dpp_results_breaking_the_delivery_schema_are_refused(fake_samahub: FakeSamaHub) -> None:
+    from libnar.testing import make_delivery_schema
+
+    task = fake_samahub.add_task(make_task())
+    fake_samahub.schemas["10"] = {"deliver_task": make_delivery_schema(task.answers or {})}
+    url = f"{fake_samahub.dpp_url}/api/v1/projects/10/tasks/{task.id}/post_processed"
+    headers = {"Authorization": f"Bearer {fake_samahub.dpp_key}"}
+    good = {"round": 1, "data": task.data, "answers": task.answers}
+    bad = {**good, "answers": {**(task.answers or {}), "weather": 7}}
+
+    refused = httpx.put(url, json=bad, headers=headers)
+    accepted = httpx.put(url, json=good, headers=headers)
+
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "message": "Invalid DPP result: the answers do not follow the delivery schema:"
+            " answers.weather: found 7; expected a string"
+        },
+    )
+    assert accepted.status_code == 200

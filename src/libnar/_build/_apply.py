@@ -48,31 +48,51 @@ class DeploymentChange(BaseModel):
 
 
 async def apply_plan(
-    plan: PackagePlan, *, create_pools: bool = False, client: PrefectClient | None = None
+    plan: PackagePlan,
+    *,
+    create_pools: bool = False,
+    client: PrefectClient | None = None,
+    schedules_active: bool = True,
+    pool_templates: dict[str, dict[str, Any]] | None = None,
 ) -> list[DeploymentChange]:
     """Create or update every deployment of `plan`; return what changed, in plan order.
+
+    A missing pool is created with libnar's base job template for its kind (`libnar pools
+    show`). `pool_templates` (template kind -> template) are applied to their pools even when
+    the pools exist: `libnar dev` keeps its local pool's template current that way.
+    `schedules_active=False` applies the schedules paused.
 
     Raises:
         DeployError: a work pool is missing (and `create_pools` is false).
     """
     if client is None:
         async with _api_client() as own_client:
-            return await apply_plan(plan, create_pools=create_pools, client=own_client)
+            return await apply_plan(
+                plan,
+                create_pools=create_pools,
+                client=own_client,
+                schedules_active=schedules_active,
+                pool_templates=pool_templates,
+            )
 
-    await _ensure_pools_and_queues(client, plan.deployments, create_pools)
+    await _ensure_pools_and_queues(client, plan.deployments, create_pools, pool_templates or {})
     flow_id = await client.create_flow_from_name(plan.flow_name)
     changes = []
     for deployment in plan.deployments:
         existing = await _read_deployment(client, plan.flow_name, deployment.name)
         wanted = _deployment_fields(plan, deployment)
-        if existing is not None and _is_unchanged(existing, wanted, deployment):
+        if existing is not None and _is_unchanged(existing, wanted, deployment, schedules_active):
             action: Literal["created", "updated", "unchanged"] = "unchanged"
             deployment_id = existing.id
         else:
             from prefect.client.schemas.actions import DeploymentScheduleCreate
 
             schedules = (
-                [DeploymentScheduleCreate(schedule=schedule_to_prefect(deployment.schedule))]
+                [
+                    DeploymentScheduleCreate(
+                        schedule=schedule_to_prefect(deployment.schedule), active=schedules_active
+                    )
+                ]
                 if deployment.schedule
                 else []
             )
@@ -92,12 +112,23 @@ async def apply_plan(
     return changes
 
 
-def apply_plan_sync(plan: PackagePlan, *, create_pools: bool = False) -> list[DeploymentChange]:
+def apply_plan_sync(
+    plan: PackagePlan,
+    *,
+    create_pools: bool = False,
+    schedules_active: bool = True,
+    pool_templates: dict[str, dict[str, Any]] | None = None,
+) -> list[DeploymentChange]:
     """`apply_plan` for code that is not async."""
     from prefect.utilities.asyncutils import run_coro_as_sync
 
     changes: list[DeploymentChange] | None = run_coro_as_sync(
-        apply_plan(plan, create_pools=create_pools)
+        apply_plan(
+            plan,
+            create_pools=create_pools,
+            schedules_active=schedules_active,
+            pool_templates=pool_templates,
+        )
     )
     assert changes is not None
     return changes
@@ -117,24 +148,40 @@ def _api_client() -> PrefectClient:
 
 
 async def _ensure_pools_and_queues(
-    client: PrefectClient, deployments: list[DeploymentPlan], create_pools: bool
+    client: PrefectClient,
+    deployments: list[DeploymentPlan],
+    create_pools: bool,
+    pool_templates: dict[str, dict[str, Any]],
 ) -> None:
-    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
-    pools = {d.work_pool: d.work_pool_type for d in deployments}
-    for pool, pool_type in sorted(pools.items()):
+    from libnar._build._pools import base_job_template
+
+    pools = {d.work_pool: (d.work_pool_type, d.pool_template) for d in deployments}
+    for pool, (pool_type, kind) in sorted(pools.items()):
+        template = pool_templates.get(kind)
         try:
             await client.read_work_pool(pool)
         except ObjectNotFound:
             if not create_pools:
                 raise DeployError(
                     f"work pool {pool!r} does not exist on {client.api_url}; create it"
-                    f" (prefect work-pool create {pool} --type {pool_type}), rename it with"
-                    " LIBNAR_WORK_POOLS, or run libnar deploy --create-pools"
+                    f" (libnar pools show {kind} > {kind}.json; prefect work-pool create"
+                    f" {pool} --type {pool_type} --base-job-template {kind}.json), rename it"
+                    " with LIBNAR_WORK_POOLS, or run libnar deploy --create-pools"
                 ) from None
-            await client.create_work_pool(WorkPoolCreate(name=pool, type=pool_type))
-            logger.info("created work pool %s (type %s)", pool, pool_type)
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=pool,
+                    type=pool_type,
+                    base_job_template=template or base_job_template(kind),
+                )
+            )
+            logger.info("created work pool %s (type %s, template %s)", pool, pool_type, kind)
+        else:
+            if template is not None:
+                await client.update_work_pool(pool, WorkPoolUpdate(base_job_template=template))
     if not create_pools:
         return  # the server creates a missing queue in an existing pool by itself
     for queue, pool in sorted({(d.work_queue, d.work_pool) for d in deployments}):
@@ -175,11 +222,16 @@ def _deployment_fields(plan: PackagePlan, deployment: DeploymentPlan) -> dict[st
 
 
 def _is_unchanged(
-    existing: DeploymentResponse, wanted: dict[str, Any], deployment: DeploymentPlan
+    existing: DeploymentResponse,
+    wanted: dict[str, Any],
+    deployment: DeploymentPlan,
+    schedules_active: bool = True,
 ) -> bool:
     found = {key: getattr(existing, key) for key in wanted}
     found["tags"] = sorted(found["tags"])
     if found != wanted:
+        return False
+    if any(s.active != schedules_active for s in existing.schedules):
         return False
     schedules = [schedule_from_prefect(s.schedule) for s in existing.schedules]
     if deployment.schedule is None:

@@ -23,7 +23,9 @@ __all__ = [
     "DeploymentPlan",
     "PackagePlan",
     "default_work_pool",
+    "image_steps",
     "job_variables",
+    "local_plan",
     "make_plan",
     "plan_to_json",
     "plan_to_prefect_yaml",
@@ -53,6 +55,8 @@ class DeploymentPlan(BaseModel):
     work_queue: str
     job_variables: dict[str, Any]
     tags: list[str]
+    pool_template: str
+    """The base job template of the pool (`libnar pools show`): the infra, or `local`."""
 
 
 class PackagePlan(BaseModel):
@@ -82,6 +86,12 @@ def default_work_pool(infra: str, cloud: str, region: str) -> str:
     return f"narpool-{cloud}-{region}" if cloud == "aws" else f"narpool-{cloud}"
 
 
+def base_image(pyver: str, settings: Settings) -> str:
+    """The image flow images start from: `LIBNAR_BASE_IMAGE`, else the NPS base image."""
+    template = settings.base_image or f"{settings.image_registry}/nps-base:py{{pyver}}"
+    return template.replace("{pyver}", pyver)
+
+
 def _quantity(vcpu: Decimal) -> str:
     return format(vcpu.normalize(), "f")  # Decimal("1.0") -> "1", Decimal("0.50") -> "0.5"
 
@@ -91,9 +101,10 @@ def job_variables(config: SamaBuild, image: str) -> dict[str, Any]:
 
     ECS (narwhal) counts CPU units (vCPU x 1024), memory in MiB and storage in GiB; Kubernetes
     (gke, giver) takes quantities (`"0.5"`, `"2Gi"`). giver's disk is an attached volume.
+    `env` is the run's environment: empty here, a place for per-run values.
     """
     disk = config.disk_mib
-    found: dict[str, Any] = {"image": image}
+    found: dict[str, Any] = {"image": image, "env": {}}
     if config.infra == "narwhal":
         found |= {"cpu": int(config.vcpu * 1024), "memory": config.memory_mib}
         if disk is not None:
@@ -132,6 +143,7 @@ def make_plan(package: FlowPackage, settings: Settings | None = None) -> Package
             work_queue=f"narq_{package.flow_name}",
             job_variables=variables,
             tags=tags,
+            pool_template=config.infra,
         )
         for spec in package.deployments
     ]
@@ -141,13 +153,36 @@ def make_plan(package: FlowPackage, settings: Settings | None = None) -> Package
         version=version,
         infra=config.infra,
         image=image,
-        image_base="Dockerfile"
-        if config.custom_image
-        else f"{settings.image_registry}/nps-base:py{config.pyver}",
+        image_base="Dockerfile" if config.custom_image else base_image(config.pyver, settings),
         extras=sorted(config.nps_ext),
         workdir=f"{IMAGE_WORKDIR}/{package.name}",
         deployments=deployments,
         parameter_schema=package.parameter_schema,
+    )
+
+
+def local_plan(package: FlowPackage, plan: PackagePlan, pool: str) -> PackagePlan:
+    """`plan` as `libnar dev` applies it: the same deployments, on a local `process` pool.
+
+    Names, parameters, schedules and entrypoints stay; runs start in the package folder
+    instead of the image's working directory, and the job variables are those of the local
+    pool: the preset's `cpu` and `memory` (enforced there) and `env`. No image, no disk.
+    """
+    config = package.config
+    variables = {"cpu": _quantity(config.vcpu), "env": {}, "memory": format_mib(config.memory_mib)}
+    deployments = [
+        d.model_copy(
+            update={
+                "work_pool": pool,
+                "work_pool_type": "process",
+                "job_variables": variables,
+                "pool_template": "local",
+            }
+        )
+        for d in plan.deployments
+    ]
+    return plan.model_copy(
+        update={"deployments": deployments, "workdir": str(package.root.resolve())}
     )
 
 
@@ -157,14 +192,19 @@ def plan_to_json(plan: PackagePlan) -> str:
 
 
 def plan_to_prefect_yaml(plan: PackagePlan) -> str:
-    """The plan as a `prefect.yaml` that `prefect deploy --all` reads, run from the package root."""
+    """The plan as a `prefect.yaml` that `prefect deploy --all` reads, run from the package root.
+
+    The `build` and `push` steps (prefect-docker) build the image from the package's
+    `Dockerfile` and push it, once for all deployments: they are top-level, and prefect-docker
+    runs a step once for the same arguments. Deployments name the same image.
+    """
     import yaml
 
     document: dict[str, Any] = {
         "name": plan.package,
         "prefect-version": plan.version.rsplit("-prefect-", 1)[-1],
-        "build": None,
-        "push": None,
+        "build": image_steps(plan)["build"],
+        "push": image_steps(plan)["push"],
         "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": plan.workdir}}],
         "deployments": [_yaml_deployment(d) for d in plan.deployments],
     }
@@ -174,6 +214,36 @@ def plan_to_prefect_yaml(plan: PackagePlan) -> str:
     )
     body: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
     return header + body
+
+
+#: The prefect-docker that `prefect deploy` installs when the steps cannot be imported.
+PREFECT_DOCKER_REQUIREMENT = "prefect-docker>=0.7,<0.8"
+
+
+def image_steps(plan: PackagePlan) -> dict[str, list[dict[str, Any]]]:
+    """The `build` and `push` steps of `prefect.yaml`: prefect-docker's, with the plan's image."""
+    name, tag = plan.image.rsplit(":", 1)
+    build = {
+        "id": "build-image",
+        "requires": PREFECT_DOCKER_REQUIREMENT,
+        "image_name": name,
+        "tag": tag,
+        "dockerfile": "Dockerfile",
+        "platform": "linux/amd64",
+        "buildargs": {
+            "PIP_INDEX_URL": "{{ $PIP_INDEX_URL }}",
+            "PIP_EXTRA_INDEX_URL": "{{ $PIP_EXTRA_INDEX_URL }}",
+        },
+    }
+    push = {
+        "requires": PREFECT_DOCKER_REQUIREMENT,
+        "image_name": "{{ build-image.image_name }}",
+        "tag": "{{ build-image.tag }}",
+    }
+    return {
+        "build": [{"prefect_docker.deployments.steps.build_docker_image": build}],
+        "push": [{"prefect_docker.deployments.steps.push_docker_image": push}],
+    }
 
 
 def _yaml_deployment(deployment: DeploymentPlan) -> dict[str, Any]:

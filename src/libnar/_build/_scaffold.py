@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
-from libnar.naming import check_script_name
+from libnar.naming import check_script_name, default_deployment_names
 
 __all__ = ["ScaffoldError", "package_name", "write_flow_package"]
 
@@ -40,17 +41,29 @@ def write_flow_package(
     script_type: ScriptType = "ptp",
     event: EventKind = "dpp",
     flows_dir: Path = Path("flows"),
+    *,
+    schedules: Sequence[str] = (),
+    timezone: str = "UTC",
+    custom_image: bool = False,
 ) -> Path:
     """Write a flow package under `flows_dir/<client>/<code>/<name>/`; return its folder.
 
     The layout follows NPS: `fun69_boxes_ptp` goes to `flows/fun/fun69/fun69_boxes_ptp/`, a
-    utility `utl_x` to `flows/utl/utl_x/`.
+    utility `utl_x` to `flows/utl/utl_x/`. Each cron expression of `schedules` becomes a
+    deployment in `deploy.json` (with `deploy-json = true`); `custom_image` writes the
+    package's own `Dockerfile` (with `custom-image = true`), starting from the recipe
+    `libnar build` would write.
 
     Raises:
-        ScaffoldError: a bad name, or the package folder exists already.
+        ScaffoldError: a bad name, a bad schedule, or the package folder exists already.
     """
     from libnar import __version__
 
+    from libnar._build._deploy_json import check_schedule
+
+    for cron in schedules:
+        for _, message in check_schedule({"cron": cron, "timezone": timezone}):
+            raise ScaffoldError(f"--schedule {cron!r} / --timezone {timezone!r}: {message}")
     full = package_name(name, script_type)
     code = full.split("_", 1)[0]
     client = re.match(r"[a-z]+", code)
@@ -58,10 +71,14 @@ def write_flow_package(
     if root.exists():
         raise ScaffoldError(f"{root} exists already; choose another name or remove it")
     (root / "tests").mkdir(parents=True)
+    extra_keys = ("deploy-json = true\n" if schedules else "") + (
+        "custom-image = true\n" if custom_image else ""
+    )
     files = {
         "pyproject.toml": _PYPROJECT.format(
             name=full, project=full.replace("_", "-"), libnar=__version__
-        ),
+        )
+        + extra_keys,
         f"{full}.py": _FLOW[event].format(name=full),
         f"tests/test_{full}.py": _TEST[event].format(name=full),
         "README.md": _README.format(
@@ -70,9 +87,46 @@ def write_flow_package(
     }
     if event != "none":
         files[f"sample_{event}_event.json"] = json.dumps(_sample(event, full), indent=2) + "\n"
+    if schedules:
+        names = default_deployment_names(full, len(schedules))
+        entries = [
+            {"name": n, "schedule": {"cron": cron, "timezone": timezone}}
+            for n, cron in zip(names, schedules, strict=True)
+        ]
+        files["deploy.json"] = json.dumps({"deploy": entries}, indent=2) + "\n"
+    if custom_image:
+        files["Dockerfile"] = "# placeholder\n"  # written below, once the package can be read
     for relative, text in files.items():
         (root / relative).write_text(text, encoding="utf-8")
+    if custom_image:
+        (root / "Dockerfile").write_text(_custom_dockerfile(root), encoding="utf-8")
     return root
+
+
+def _custom_dockerfile(root: Path) -> str:
+    """The recipe `libnar build` would write, as the package's own to edit."""
+    from libnar._build._image import GENERATED_MARK, image_recipe
+    from libnar._build._package import check_package
+    from libnar._build._plan import base_image, make_plan
+    from libnar.settings import get_settings
+
+    package = check_package(root)
+    plan = make_plan(package)
+    plan = plan.model_copy(update={"image_base": base_image(package.config.pyver, get_settings())})
+    lines = image_recipe(package, plan).splitlines()
+    assert lines[0].startswith(GENERATED_MARK)
+    head = [
+        "# The image recipe of this package (custom-image = true): yours to edit; libnar build",
+        "# checks it (FROM first, WORKDIR where the pull step starts runs, the package installed)",
+        "# and never rewrites it.",
+    ]
+    system = [
+        "# System packages the flow needs, e.g.:",
+        "# RUN apt-get update && apt-get install -y --no-install-recommends curl \\",
+        "#     && rm -rf /var/lib/apt/lists/*",
+    ]
+    start = next(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    return "\n".join([*head, *lines[1:start + 1], *system, *lines[start + 1 :]]) + "\n"
 
 
 def _rectangle(index: int, x1: int, y1: int, x2: int, y2: int, **tags: str) -> dict[str, object]:

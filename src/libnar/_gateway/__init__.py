@@ -8,14 +8,15 @@ from __future__ import annotations
 import logging
 import sys
 
-from libnar._gateway._app import create_app, make_gateway
+from libnar._gateway._app import create_app, make_gateway, open_outbox
 from libnar._gateway._config import GatewayConfig
-from libnar._gateway._outbox import Outbox, OutboxEntry
+from libnar._gateway._outbox import FileOutbox, Outbox, OutboxEntry
 from libnar._gateway._service import ReplayReport
 from libnar._gateway._tokens import mint_token, verify_token
 from libnar.settings import Settings, get_settings
 
 __all__ = [
+    "FileOutbox",
     "GatewayConfig",
     "Outbox",
     "OutboxEntry",
@@ -24,6 +25,7 @@ __all__ = [
     "configure_logging",
     "create_app",
     "mint_token",
+    "open_outbox",
     "replay_outbox",
     "verify_token",
 ]
@@ -50,7 +52,7 @@ def app_from_environment() -> object:
 async def replay_outbox(
     settings: Settings | None = None, *, force: bool = False, prefect_api_url: str | None = None
 ) -> ReplayReport:
-    """Trigger every pending event of the outbox again (see `Gateway.replay`).
+    """Send every pending event of the outbox to Prefect now (see `Gateway.replay`).
 
     Raises:
         SettingsError: PREFECT_API_URL is not set.
@@ -59,5 +61,8 @@ async def replay_outbox(
         settings or get_settings(), prefect_api_url, needs_secrets=False
     )
     gateway = make_gateway(config)
-    async with gateway.trigger:
-        return await gateway.replay(force=force)
+    try:
+        async with gateway.trigger:
+            return await gateway.replay(force=force)
+    finally:
+        gateway.outbox.close()

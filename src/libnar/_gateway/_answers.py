@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ACCEPTED",
     "ERRORS",
     "TRIGGER_ERRORS",
     "ErrorAnswer",
@@ -18,12 +19,19 @@ __all__ = [
 
 
 class RunAnswer(BaseModel):
-    """The run an event landed on."""
+    """An accepted event: stored durably; its run is created by the gateway's dispatcher."""
 
-    flow_run_id: str = Field(description="The Prefect flow run id.")
-    flow_run_name: str
+    accepted: bool = Field(description="Always true: the event is stored and will have its run.")
+    key: str = Field(
+        description="The delivery's key; the run's Prefect idempotency key is"
+        " `<deployment id>:<key>`."
+    )
     deployment: str = Field(description="The deployment the run belongs to.")
-    duplicate: bool = Field(description="True when the run already existed for this event.")
+    flow_run_id: str | None = Field(
+        description="The Prefect flow run id when the run is known (status 200), else null."
+    )
+    flow_run_name: str = Field(description="The run's name.")
+    duplicate: bool = Field(description="True when this delivery was accepted before.")
 
 
 class Problem(BaseModel):
@@ -71,9 +79,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorAnswer, "description": "The body is over the size limit."},
     422: {"model": ErrorAnswer, "description": "Bad body or parameters; one problem per field."},
 }
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    200: {"model": RunAnswer, "description": "Accepted; its run is known (`flow_run_id`)."},
+    202: {"model": RunAnswer, "description": "Accepted and stored; its run comes shortly."},
+}
 TRIGGER_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     404: {"model": ErrorAnswer, "description": "The flow has no such deployment."},
-    502: {"model": ErrorAnswer, "description": "Prefect answered unexpectedly; event kept."},
-    503: {"model": ErrorAnswer, "description": "Prefect unreachable; event kept; Retry-After."},
+    503: {
+        "model": ErrorAnswer,
+        "description": "Backlog full or outbox unavailable; not stored; Retry-After.",
+    },
 }

@@ -8,6 +8,10 @@ Endpoints (one router per area, in `routers/`):
     GET  /deploy-json     admin: a flow's deployments in `deploy.json` form
     POST /replay          admin: trigger what is pending in the outbox
     GET  /health, /ready  liveness and readiness
+    GET  /metrics         Prometheus metrics
+
+The lifespan opens the outbox, starts the dispatcher (stored events to Prefect runs) and the
+hourly pruning of kept bodies, and stops them on shutdown.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,30 +32,55 @@ from libnar._gateway._audit import AuditMiddleware
 from libnar._gateway._claims import ClaimStore
 from libnar._gateway._config import GatewayConfig
 from libnar._gateway._errors import add_error_handlers
-from libnar._gateway._outbox import Outbox
+from libnar._gateway._metrics import GatewayMetrics, forget_dead_processes
+from libnar._gateway._outbox import FileOutbox, Outbox
 from libnar._gateway._service import Gateway
 from libnar._gateway._trigger import PrefectTrigger
 from libnar._gateway.routers import admin, claims, events, health
 from libnar.events import DppEvent, WebhookEvent
 from libnar.settings import Settings
 
-__all__ = ["create_app", "make_gateway"]
+__all__ = ["create_app", "make_gateway", "open_outbox"]
 
 logger = logging.getLogger("libnar.gateway")
 
 _PRUNE_EVERY_SECONDS = 3600.0
 
 
-def make_gateway(config: GatewayConfig) -> Gateway:
-    """The gateway service these settings describe: outbox, claim store, Prefect trigger."""
+def open_outbox(settings: Settings) -> Outbox:
+    """The outbox the settings name: PostgreSQL with `LIBNAR_OUTBOX_URL`, else files.
+
+    Raises:
+        SettingsError: the URL is not PostgreSQL's, or `libnar[db]` is not installed.
+    """
+    if settings.outbox_url is not None:
+        from libnar._gateway._outbox_pg import PostgresOutbox
+
+        return PostgresOutbox(
+            settings.outbox_url.get_secret_value(),
+            lease_seconds=settings.outbox_lease_seconds,
+        )
+    return FileOutbox(settings.outbox_dir, min_free_bytes=settings.outbox_min_free_bytes)
+
+
+def make_gateway(config: GatewayConfig, metrics: GatewayMetrics | None = None) -> Gateway:
+    """The gateway service these settings describe: outbox, claims, Prefect, dispatcher."""
     settings = config.settings
-    outbox = Outbox(settings.outbox_dir, min_free_bytes=settings.outbox_min_free_bytes)
+    metrics = metrics or GatewayMetrics()
+    outbox = open_outbox(settings)
     return Gateway(
         outbox,
-        PrefectTrigger.from_settings(settings, config.prefect_api_url, config.prefect_headers),
-        ClaimStore(outbox.claims, config.secrets, config.public_url),
+        PrefectTrigger.from_settings(
+            settings, config.prefect_api_url, config.prefect_headers, metrics
+        ),
+        ClaimStore(outbox, config.secrets, config.public_url),
+        metrics=metrics,
         retry_after=settings.gateway_retry_after_seconds,
         claim_check_bytes=settings.claim_check_bytes,
+        check_timeout=settings.gateway_check_timeout,
+        max_backlog=settings.gateway_max_backlog,
+        window_seconds=settings.gateway_bulk_window_ms / 1000,
+        wait_for_run=settings.gateway_wait_for_run,
     )
 
 
@@ -66,14 +95,16 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        forget_dead_processes()
         gateway = make_gateway(config)
-        gateway.outbox.create()
+        await anyio.to_thread.run_sync(gateway.outbox.create)
         app.state.gateway = gateway
         pruning = asyncio.ensure_future(_prune_claims(gateway, config.settings))
+        gateway.dispatcher.start()
         logger.info(
             "gateway ready: Prefect %s, outbox %s",
             config.shown_prefect_url,
-            gateway.outbox.directory,
+            gateway.outbox.location,
         )
         try:
             yield
@@ -81,7 +112,9 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
             pruning.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
+            await gateway.dispatcher.stop()
             await gateway.trigger.aclose()
+            await anyio.to_thread.run_sync(gateway.outbox.close)
 
     app = FastAPI(
         title="libnar gateway",
@@ -90,7 +123,7 @@ def create_app(settings: Settings | None = None, *, prefect_api_url: str | None 
         lifespan=lifespan,
     )
     app.state.config = config
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(AuditMiddleware, on_event=_count_event(app))
     add_error_handlers(app)
     for router in (events.router, claims.router, admin.router, health.router):
         app.include_router(router)
@@ -102,10 +135,43 @@ async def _prune_claims(gateway: Gateway, settings: Settings) -> None:
     """Delete kept bodies past their retention: at start, then every hour."""
     retention = settings.claim_retention_days * 86400
     while True:
-        removed = await anyio.to_thread.run_sync(gateway.claims.prune, retention)
-        if removed:
-            logger.info("claims: pruned %d bodies past their retention", removed)
+        try:
+            removed = await anyio.to_thread.run_sync(gateway.claims.prune, retention)
+        except OSError as exc:
+            logger.warning("claims: cannot prune: %s", exc)
+        else:
+            if removed:
+                logger.info("claims: pruned %d bodies past their retention", removed)
         await asyncio.sleep(_PRUNE_EVERY_SECONDS)
+
+
+_EVENT_SOURCES = {"/webhook-event": "webhook", "/dpp-event": "dpp"}
+_REASONS = {401: "unauthorized", 404: "no_deployment", 408: "timeout", 413: "too_large"}
+
+
+def _count_event(app: FastAPI) -> Callable[[str, dict[str, Any], int], None]:
+    """Count each answer to SamaHub by source, flow, outcome and reason (`/metrics`)."""
+
+    def count(path: str, audit: dict[str, Any], status: int) -> None:
+        source = _EVENT_SOURCES.get(path)
+        gateway = getattr(app.state, "gateway", None)
+        if source is None or gateway is None:
+            return
+        outcome = audit.get("outcome")
+        reason = ""
+        if outcome is None:
+            outcome = "rejected" if status >= 400 else "accepted"
+        if outcome == "rejected":
+            reason = (
+                audit.get("reason")
+                or _REASONS.get(status)
+                or ("invalid" if status == 422 else "error")
+            )
+        # A flow whose deployment does not exist is not a label: senders choose such names.
+        flow = "" if reason in ("no_deployment", "unauthorized") else audit.get("flow", "")
+        gateway.metrics.events.labels(source, flow, outcome, reason).inc()
+
+    return count
 
 
 def _add_event_schemas(app: FastAPI) -> None:

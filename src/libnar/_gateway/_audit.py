@@ -19,7 +19,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_QUIET_PATHS = frozenset({"/health", "/ready"})
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 class AuditMiddleware:
@@ -27,10 +27,16 @@ class AuditMiddleware:
 
     Handlers add fields (flow, deployment, event key, run id, ...) to `request.state.audit`.
     The line is JSON, so no value in it (a path, a name a sender chose) can forge another line.
+    `on_event(path, audit, status)` is called for every request as it ends (for the metrics).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        on_event: Callable[[str, dict[str, Any], int], None] | None = None,
+    ) -> None:
         self.app = app
+        self.on_event = on_event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,3 +74,8 @@ class AuditMiddleware:
             }
             level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
             audit_logger.log(level, json.dumps(line, default=str))
+            if self.on_event is not None:
+                try:
+                    self.on_event(path, audit, status)
+                except Exception:  # counting must never fail a request
+                    audit_logger.exception("counting request %s failed", request_id)

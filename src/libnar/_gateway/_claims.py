@@ -6,10 +6,11 @@ that points at it) and the run's event parameter becomes a `ClaimReference`: the
 public URL `/claims/<sha256>`, a token, the body's size and digest. `@nps_flow` fetches and
 checks it before the flow function runs.
 
-Bodies are named by their SHA-256, so a repeated event is stored once. The token is an HMAC
-of the claim's name with a gateway secret: any replica sharing the secrets (and the outbox
-directory) can verify it without a lookup, and rotating the secrets keeps old runs working
-while the old secret is still configured. Bodies are kept `LIBNAR_CLAIM_RETENTION_DAYS`.
+Bodies are named by their SHA-256, so a repeated event is stored once; the outbox keeps them
+(files under `claims/`, or a PostgreSQL table). The token is an HMAC of the claim's name with a
+gateway secret: any replica sharing the secrets (and the outbox) can verify it without a
+lookup, and rotating the secrets keeps old runs working while the old secret is still
+configured. Bodies are kept `LIBNAR_CLAIM_RETENTION_DAYS`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
-import time
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
+from libnar._gateway._outbox import Outbox
 from libnar._gateway._tokens import is_one_of
 from libnar.runs import ClaimReference, RunSubject
 
@@ -42,13 +40,12 @@ def claim_token(secret: str, claim_id: str) -> str:
 
 
 class ClaimStore:
-    """Large event bodies under `<outbox>/claims/`, served to runs that present their token."""
+    """Large event bodies kept in the outbox, served to runs that present their token."""
 
-    def __init__(self, directory: Path, secrets: Sequence[str], public_url: str | None) -> None:
-        self.directory = directory
+    def __init__(self, outbox: Outbox, secrets: Sequence[str], public_url: str | None) -> None:
+        self.outbox = outbox
         self._secrets = list(secrets)
         self._public_url = public_url
-        self._tmp = directory.parent / "tmp"
 
     @property
     def can_refer(self) -> bool:
@@ -59,15 +56,11 @@ class ClaimStore:
         """Store `body` durably (once per content) and return the reference a run carries.
 
         Raises:
-            OSError: the directory is not writable (the caller answers 503).
+            OutboxUnavailable: the outbox cannot store it (the caller answers 503).
         """
         assert self._public_url is not None, "check can_refer first"
         claim_id = hashlib.sha256(body).hexdigest()
-        path = self.directory / f"{claim_id}.json"
-        if not _is_complete(path, len(body)):
-            self._write(path, body)
-        else:
-            os.utime(path)  # kept again: the retention counts from the latest use
+        self.outbox.keep_body(claim_id, body)
         return ClaimReference(
             url=f"{self._public_url}/claims/{claim_id}",
             sha256=claim_id,
@@ -82,56 +75,24 @@ class ClaimStore:
 
     def is_authorized(self, claim_id: str, token: str | None) -> bool:
         """Whether `token` is the token of `claim_id`, checked against every configured
-        secret in constant time (before the disk is looked at)."""
+        secret in constant time (before the outbox is looked at)."""
         if not _CLAIM_ID.match(claim_id):
             return False
         return is_one_of(token, [claim_token(secret, claim_id) for secret in self._secrets])
 
-    def path_of(self, claim_id: str) -> Path | None:
-        """The kept body's file (a regular file, never a symlink), or None."""
+    def body_of(self, claim_id: str) -> bytes | None:
+        """The kept body, or None (not kept, past its retention, or the outbox unreachable)."""
         if not _CLAIM_ID.match(claim_id):
             return None
-        path = self.directory / f"{claim_id}.json"
         try:
-            return path if path.is_file() and not path.is_symlink() else None
-        except OSError:
+            return self.outbox.read_body(claim_id)
+        except OSError as exc:
+            logger.error("claims: cannot read %s: %s", claim_id, exc)
             return None
 
     def prune(self, retention_seconds: float) -> int:
         """Delete bodies not used for `retention_seconds`; return how many went."""
-        cutoff = time.time() - retention_seconds
-        removed = 0
-        try:
-            paths = list(self.directory.glob("*.json"))
-        except OSError:
-            return 0
-        for path in paths:
-            try:
-                if path.lstat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except OSError as exc:
-                logger.warning("claims: cannot prune %s: %s", path.name, exc.strerror)
-        return removed
-
-    def _write(self, path: Path, body: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}"
-        try:
-            with tmp.open("wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return self.outbox.prune_bodies(retention_seconds)
 
 
 def _source(source: str | None) -> Literal["webhook", "dpp", "task"]:
@@ -140,11 +101,3 @@ def _source(source: str | None) -> Literal["webhook", "dpp", "task"]:
     if source == "dpp":
         return "dpp"
     return "task"
-
-
-def _is_complete(path: Path, size: int) -> bool:
-    try:
-        stat = path.lstat()
-    except FileNotFoundError:
-        return False
-    return stat.st_size == size and not path.is_symlink()

@@ -70,6 +70,13 @@ class GatewayConfig:
                 "PREFECT_API_URL is not set: the gateway triggers runs on a Prefect server"
                 " (e.g. PREFECT_API_URL=http://127.0.0.1:4200/api)"
             )
+        if settings.outbox_url is not None:
+            from libnar._gateway._outbox_pg import sqlalchemy_url
+
+            try:
+                sqlalchemy_url(settings.outbox_url.get_secret_value())
+            except SettingsError as exc:
+                missing.append(str(exc))
         if missing:
             raise SettingsError("\n".join(missing))
         assert url is not None
@@ -97,6 +104,17 @@ class GatewayConfig:
             logger.warning(
                 "a LIBNAR_GATEWAY_SECRETS secret is shorter than 32 bytes; use longer ones"
                 " (keep a short one only while webhooks still carry tokens signed with it)"
+            )
+        settings = self.settings
+        if settings.outbox_url is not None and (
+            settings.outbox_lease_seconds <= settings.gateway_prefect_timeout
+        ):
+            logger.warning(
+                "LIBNAR_OUTBOX_LEASE_SECONDS (%s) is not above LIBNAR_GATEWAY_PREFECT_TIMEOUT"
+                " (%s): replicas may send the same events at once (Prefect still makes one run"
+                " each)",
+                settings.outbox_lease_seconds,
+                settings.gateway_prefect_timeout,
             )
         if self.public_url is None:
             logger.warning(

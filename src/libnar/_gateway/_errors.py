@@ -53,6 +53,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     async def rejected(request: Request, exc: Exception) -> JSONResponse:
         problem = cast(Rejected, exc)
+        audit = getattr(request.state, "audit", None)
+        if audit is not None:
+            audit.update(outcome="rejected", reason=problem.reason or "")
         headers = {"Retry-After": str(problem.retry_after)} if problem.retry_after else None
         return error_answer(request, problem.status, problem.body(), headers)
 

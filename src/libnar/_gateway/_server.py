@@ -12,6 +12,9 @@ process ran out of file descriptors. Here:
   at once, and the open-file limit is raised to fit them when the hard limit allows.
 
 A reverse proxy in front should still add per-client rate limits and TLS (see the docs).
+
+With `--workers N`, `serve` points prometheus-client at a folder shared by the workers
+(`PROMETHEUS_MULTIPROC_DIR`) before they start, so `/metrics` counts every worker's events.
 """
 
 from __future__ import annotations
@@ -21,19 +24,24 @@ import functools
 import ipaddress
 import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from libnar._gateway._dispatcher import BATCH
+from libnar._gateway._metrics import MULTIPROCESS_DIR, open_connections
 from libnar.settings import Settings, get_settings
 
 __all__ = ["GuardedH11Protocol", "public_url_for", "serve", "uvicorn_options"]
 
 logger = logging.getLogger("libnar.gateway")
 
-#: File descriptors a process needs besides client connections (logs, outbox, Prefect).
-_SPARE_FILES = 64
+#: File descriptors a process needs besides client connections (logs, outbox, Prefect, and
+#: the pending files its dispatcher holds locked: a batch in flight and the next one).
+_SPARE_FILES = 64 + 2 * BATCH
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -53,6 +61,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        open_connections.inc()
         if len(self.connections) > self.max_connections:
             logger.debug("over LIBNAR_GATEWAY_MAX_CONNECTIONS: closing a new connection")
             transport.abort()
@@ -73,6 +82,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        open_connections.dec()
         super().connection_lost(exc)
 
     def _start_header_timer(self) -> None:
@@ -148,13 +158,21 @@ def serve(
             os.environ["LIBNAR_GATEWAY_PUBLIC_URL"] = own  # read again by each worker
             settings = get_settings()
     raise_open_file_limit(settings.gateway_max_connections)
-    uvicorn.run(
-        "libnar._gateway:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-        **uvicorn_options(settings),
-    )
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROCESS_DIR):
+        metrics_dir = tempfile.mkdtemp(prefix="libnar-metrics-")
+        os.environ[MULTIPROCESS_DIR] = metrics_dir  # read by each worker as it starts
+    try:
+        uvicorn.run(
+            "libnar._gateway:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+            **uvicorn_options(settings),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

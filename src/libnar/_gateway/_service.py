@@ -1,16 +1,14 @@
-"""One event to one flow run: checks, outbox, claim check, deployment, run; and replays.
+"""One event to one stored entry: checks, claim check, backpressure, outbox; and replays.
 
-The HTTP layer (`routers`) verifies credentials and parses the body; this module does the rest
-of "Data flow of one event" in `shared/design.md` and raises `Rejected` with the HTTP status
-the gateway answers.
+The HTTP layer (`routers`) verifies credentials and parses the body; this module checks the
+event against its deployment, stores it durably and answers; the dispatcher (`_dispatcher`)
+creates its run. It raises `Rejected` with the HTTP status the gateway answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,22 +16,21 @@ from typing import Any
 import anyio
 import pydantic_core
 
+from libnar._gateway._checks import run_request
 from libnar._gateway._claims import ClaimStore
-from libnar._gateway._outbox import Outbox, OutboxEntry, UnreadableEntry
+from libnar._gateway._dispatcher import BATCH, Dispatcher, RecentRuns, recent_key
+from libnar._gateway._metrics import GatewayMetrics
+from libnar._gateway._outbox import Leased, Outbox, OutboxEntry
 from libnar._gateway._trigger import (
     CreatedRun,
-    Deployment,
     DeploymentNotFound,
     ParametersRejected,
-    PrefectError,
     PrefectTrigger,
-    PrefectUnavailable,
-    RunRequest,
+    TriggerError,
 )
 from libnar.events import DppEvent, EventProblem, WebhookEvent, short_text
 from libnar.naming import FlowNameError, deployment_for_event, normalize_flow_name
 from libnar.runs import (
-    SPECIAL_PARAMETERS,
     RunSubject,
     canonical_json,
     delivery_key,
@@ -71,12 +68,15 @@ class Rejected(Exception):
         problems: list[EventProblem] | None = None,
         extra: Mapping[str, Any] | None = None,
         retry_after: int | None = None,
+        reason: str | None = None,
     ) -> None:
         self.status = status
         self.detail = detail
         self.problems = problems or []
         self.extra = dict(extra or {})
         self.retry_after = retry_after
+        self.reason = reason
+        """Why, for the metrics (`no_deployment`, `parameters`, `backlog_full`, ...)."""
         super().__init__(detail)
 
     def body(self) -> dict[str, Any]:
@@ -89,18 +89,26 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Accepted:
-    """The run an event landed on."""
+    """A stored event: its entry, whether the delivery was known, and its run once known."""
 
     entry: OutboxEntry
-    run: CreatedRun
+    duplicate: bool
+    run: CreatedRun | None = None
+
+    @property
+    def status(self) -> int:
+        """200 when the run is known, else 202 (stored; the run comes)."""
+        return 200 if self.run is not None else 202
 
     def body(self) -> dict[str, Any]:
         """The JSON answer."""
         return {
-            "flow_run_id": self.run.flow_run_id,
-            "flow_run_name": self.run.flow_run_name,
+            "accepted": True,
+            "key": self.entry.event_key,
             "deployment": self.entry.deployment,
-            "duplicate": self.run.duplicate,
+            "flow_run_id": self.run.flow_run_id if self.run else None,
+            "flow_run_name": self.run.flow_run_name if self.run else self.entry.run_name,
+            "duplicate": self.duplicate,
         }
 
 
@@ -201,38 +209,8 @@ def prepare_event(
     return PreparedEvent(entry, subject_of(event), body if is_large else None)
 
 
-def _recent_key(entry: OutboxEntry) -> str:
-    return f"{entry.file_name}:{entry.attempt}"
-
-
-class _RecentRuns:
-    """The runs this process created or found lately, so a repeat needs no call to Prefect.
-
-    SamaHub retries and double deliveries arrive soon after the first; remembering runs for
-    a few minutes answers them at once. Bounded in count and age: a run deleted in Prefect
-    since is not noticed until its entry expires.
-    """
-
-    def __init__(self, size: int = 10_000, seconds: float = 600.0) -> None:
-        self._size = size
-        self._seconds = seconds
-        self._runs: OrderedDict[str, tuple[float, CreatedRun]] = OrderedDict()
-
-    def get(self, key: str) -> CreatedRun | None:
-        found = self._runs.get(key)
-        if found is None or time.monotonic() - found[0] > self._seconds:
-            return None
-        return found[1]
-
-    def add(self, key: str, run: CreatedRun) -> None:
-        self._runs[key] = (time.monotonic(), run)
-        self._runs.move_to_end(key)
-        while len(self._runs) > self._size:
-            self._runs.popitem(last=False)
-
-
 class Gateway:
-    """The outbox, the claim store and the Prefect trigger together: accept events, replay."""
+    """The outbox, the claim store, the Prefect trigger and the dispatcher together."""
 
     def __init__(
         self,
@@ -240,15 +218,32 @@ class Gateway:
         trigger: PrefectTrigger,
         claims: ClaimStore,
         *,
+        metrics: GatewayMetrics | None = None,
         retry_after: int = 30,
         claim_check_bytes: int = 256 * 1024,
+        check_timeout: float = 5.0,
+        max_backlog: int = 10_000,
+        window_seconds: float = 0.01,
+        wait_for_run: bool = False,
     ) -> None:
         self.outbox = outbox
         self.trigger = trigger
         self.claims = claims
+        self.metrics = metrics or GatewayMetrics()
         self.retry_after = retry_after
         self.claim_check_bytes = claim_check_bytes
-        self._recent = _RecentRuns()
+        self.check_timeout = check_timeout
+        self.wait_for_run = wait_for_run
+        self.recent = RecentRuns()
+        self.dispatcher = Dispatcher(
+            outbox,
+            trigger,
+            self.metrics,
+            self.recent,
+            window_seconds=window_seconds,
+            max_backlog=max_backlog,
+            max_retry_seconds=float(retry_after),
+        )
 
     def prepare(
         self, event: WebhookEvent | DppEvent, flow_name: str, parameters: Mapping[str, Any] | None
@@ -264,188 +259,172 @@ class Gateway:
                 f"the event is {len(prepared.body)} bytes, over LIBNAR_CLAIM_CHECK_BYTES"
                 f" ({self.claim_check_bytes}); the gateway passes such events by reference, which"
                 " needs LIBNAR_GATEWAY_PUBLIC_URL (the URL runs reach the gateway at)",
+                reason="too_large",
             )
         return prepared
 
     async def accept(self, prepared: PreparedEvent) -> Accepted:
-        """Keep the event (and a large body) durably, then create its run or find it.
-
-        The caller marks it done (`finish`) after answering, so the answer is not delayed.
+        """Check the event against its deployment, store it durably (with a large body) and
+        say so; the dispatcher creates the run. With `wait_for_run`, wait for the run too.
 
         Raises:
-            Rejected: 404 no such deployment, 422 parameters refused, 502 Prefect answered
-                something unexpected, 503 Prefect or the outbox unavailable.
+            Rejected: 404 no such deployment, 422 parameters refused, 503 the backlog is full
+                or the outbox cannot store it (with Retry-After).
         """
         entry = prepared.entry
-        recent = self._recent.get(_recent_key(entry))
-        if recent is not None:  # it has a run already: nothing to keep, nothing to create
-            return Accepted(
-                entry, CreatedRun(recent.flow_run_id, recent.flow_run_name, duplicate=True)
+        recent = self.recent.get(recent_key(entry))
+        if recent is not None:  # it has a run already: nothing to store, nothing to create
+            run = CreatedRun(recent.flow_run_id, recent.flow_run_name, duplicate=True)
+            return Accepted(entry, duplicate=True, run=run)
+        entry = await self._check(entry)
+        if self.dispatcher.is_full():
+            logger.warning(
+                "backlog full (%d events stored, LIBNAR_GATEWAY_MAX_BACKLOG=%d): answering 503",
+                self.dispatcher.backlog.count,
+                self.dispatcher.max_backlog,
+            )
+            raise Rejected(
+                503,
+                "the gateway holds as many events as Prefect can take for now"
+                " (LIBNAR_GATEWAY_MAX_BACKLOG); try again later",
+                retry_after=self.retry_after,
+                reason="backlog_full",
             )
         try:
             if prepared.body is not None:
                 entry = await anyio.to_thread.run_sync(self._keep_claim, prepared)
-            await anyio.to_thread.run_sync(self.outbox.write, entry)
+            stored = await anyio.to_thread.run_sync(self.outbox.add, entry)
         except OSError as exc:
-            logger.error("outbox %s cannot take the event: %s", self.outbox.directory, exc)
+            logger.error("outbox %s cannot take the event: %s", self.outbox.location, exc)
             raise Rejected(
                 503,
                 "the gateway cannot store the event right now; try again later",
                 retry_after=self.retry_after,
+                reason="outbox_unavailable",
             ) from None
-        run = await self._trigger(entry)
-        return Accepted(entry, run)
+        if stored.state == "done":
+            assert stored.flow_run_id is not None
+            run = CreatedRun(stored.flow_run_id, entry.run_name, duplicate=True)
+            self.recent.add(recent_key(entry), run)
+            return Accepted(entry, duplicate=True, run=run)
+        if stored.state == "new":
+            self.dispatcher.stored()
+        if self.wait_for_run:
+            return await self._wait_for_run(entry, stored.is_duplicate)
+        return Accepted(entry, duplicate=stored.is_duplicate)
+
+    async def _wait_for_run(self, entry: OutboxEntry, duplicate: bool) -> Accepted:
+        outcome = await self.dispatcher.wait_for(entry, self.trigger.timeout)
+        if outcome is not None and outcome.run is not None:
+            return Accepted(entry, duplicate=duplicate or outcome.run.duplicate, run=outcome.run)
+        if outcome is not None and outcome.rejected is not None:
+            raise refusal(entry, outcome.rejected)
+        return Accepted(entry, duplicate=duplicate)  # stored; its run comes later
+
+    async def _check(self, entry: OutboxEntry) -> OutboxEntry:
+        """Refuse what the deployment would refuse, from the cached deployment.
+
+        When Prefect cannot tell within LIBNAR_GATEWAY_CHECK_TIMEOUT (the deployment never
+        looked up, Prefect unreachable) the event is stored unchecked: the dispatcher checks
+        it, and rejects it with the reason if it must. Returns the entry, marked with the
+        deployment version it was checked against.
+        """
+        try:
+            async with asyncio.timeout(self.check_timeout):
+                deployment = await self.trigger.deployment(
+                    entry.flow, entry.deployment, stale_ok=True
+                )
+        except DeploymentNotFound as exc:
+            raise refusal(entry, exc) from None
+        except (TimeoutError, TriggerError) as exc:
+            logger.warning(
+                "cannot look up %s/%s on Prefect (%s); storing the event unchecked",
+                entry.flow,
+                entry.deployment,
+                str(exc) or "no answer in LIBNAR_GATEWAY_CHECK_TIMEOUT",
+            )
+            return entry
+        try:
+            run_request(deployment, entry)
+        except ParametersRejected as exc:
+            raise refusal(entry, exc) from None
+        return entry.model_copy(update={"checked_against": deployment.version or None})
 
     def _keep_claim(self, prepared: PreparedEvent) -> OutboxEntry:
         assert prepared.body is not None
-        self.outbox.check_room()
         reference = self.claims.keep(prepared.body, prepared.subject)
         return prepared.entry.model_copy(update={"event": reference.as_parameter()})
 
-    async def finish(self, accepted: Accepted) -> None:
-        """Mark an accepted event done in the outbox."""
-        if accepted.run.duplicate and self._recent.get(_recent_key(accepted.entry)):
-            return  # answered from memory: marked done when it was first created
-        self._recent.add(_recent_key(accepted.entry), accepted.run)
-        try:
-            await anyio.to_thread.run_sync(
-                self.outbox.mark_done, accepted.entry, accepted.run.flow_run_id
-            )
-        except OSError as exc:  # the event stays pending; a replay finds its run
-            logger.error("outbox: cannot mark %s done: %s", accepted.entry.file_name, exc)
+    async def replay(self, *, force: bool = False) -> ReplayReport:
+        """Send every pending entry now: same keys (no duplicates), or new ones with `force`.
 
-    async def _trigger(self, entry: OutboxEntry) -> CreatedRun:
-        """Find the deployment and create the run, within LIBNAR_GATEWAY_PREFECT_TIMEOUT."""
-        try:
-            async with asyncio.timeout(self.trigger.timeout):
-                deployment = await self.trigger.deployment(entry.flow, entry.deployment)
-                request = self._run_request(deployment, entry)
-                return await self.trigger.create_run(deployment, request)
-        except TimeoutError:
-            return self._unavailable(entry, "no answer in LIBNAR_GATEWAY_PREFECT_TIMEOUT")
-        except DeploymentNotFound as exc:
-            await self._reject(entry, str(exc))
-            raise Rejected(404, str(exc), extra={"deployment": exc.deployment}) from None
-        except ParametersRejected as exc:
-            await self._reject(entry, str(exc))
-            extra = {"accepted": exc.accepted} if exc.accepted is not None else {}
-            raise Rejected(
-                422,
-                f"deployment {entry.deployment!r} refuses the run: {exc}",
-                problems=exc.problems,
-                extra=extra,
-            ) from None
-        except PrefectUnavailable as exc:
-            return self._unavailable(entry, str(exc))
-        except PrefectError as exc:
-            logger.error("Prefect error; %s kept in the outbox: %s", entry.file_name, exc)
-            raise Rejected(
-                502,
-                "Prefect answered unexpectedly; the event is kept for a replay",
-                retry_after=self.retry_after,
-            ) from None
-
-    def _unavailable(self, entry: OutboxEntry, reason: str) -> CreatedRun:
-        logger.warning("Prefect unavailable; %s kept in the outbox: %s", entry.file_name, reason)
-        raise Rejected(
-            503,
-            "Prefect is unreachable; the event is kept and will be triggered by a replay"
-            " or when SamaHub sends it again",
-            retry_after=self.retry_after,
-        )
-
-    @staticmethod
-    def _run_request(deployment: Deployment, entry: OutboxEntry) -> RunRequest:
-        """The run to create; refuses what the deployment would refuse or misread.
-
-        Prefect accepts unknown top-level parameters (the run then crashes), so those are
-        refused here, with the names the deployment accepts.
-        """
-        flow_and_deployment = f"flow {entry.flow!r} (deployment {entry.deployment!r})"
-        if deployment.event_parameter is None:
-            raise ParametersRejected(f"{flow_and_deployment} takes no event")
-        if not deployment.takes(entry.source):
-            takes = " or ".join(deployment.event_kinds)
-            raise ParametersRejected(
-                f"{flow_and_deployment} takes {takes} events, not {entry.source} events; a"
-                f" {'DPP request' if entry.source == 'dpp' else 'webhook'} needs a flow whose"
-                f" event parameter is a {'DppEvent' if entry.source == 'dpp' else 'WebhookEvent'}"
-            )
-        if deployment.event_parameter in entry.parameters:
-            where = "parameters" if entry.source == "dpp" else "token.parameters"
-            raise ParametersRejected(
-                "a parameter names the flow's event parameter",
-                problems=[
-                    EventProblem(
-                        path=f"{where}.{deployment.event_parameter}",
-                        found="a value for the flow's event parameter",
-                        expected="no such parameter: the gateway passes the event itself",
-                    )
-                ],
-            )
-        parameters = entry.run_parameters(deployment.event_parameter)
-        unknown = deployment.unknown_parameters(parameters)
-        if unknown:
-            accepted = [p for p in deployment.accepted or () if p not in SPECIAL_PARAMETERS]
-            raise ParametersRejected(
-                f"unknown parameter(s) {', '.join(short_text(u) for u in unknown)};"
-                f" it accepts: {', '.join(accepted)}",
-                accepted=accepted,
-            )
-        checked = deployment.is_checked_here()
-        if checked:
-            refusal = deployment.refusal(parameters)
-            if refusal is not None:
-                raise ParametersRejected(refusal)
-        return RunRequest(
-            idempotency_key=entry.prefect_key(deployment.id),
-            name=entry.run_name,
-            tags=entry.tags,
-            parameters=parameters,
-            checked=checked,
-        )
-
-    async def _reject(self, entry: OutboxEntry, reason: str) -> None:
-        logger.warning(
-            "rejected %s (%s/%s): %r", entry.file_name, entry.flow, entry.deployment, reason
-        )
-        try:
-            await anyio.to_thread.run_sync(self.outbox.mark_rejected, entry, reason)
-        except OSError as exc:
-            logger.error("outbox: cannot mark %s rejected: %s", entry.file_name, exc)
-
-    async def replay(self, *, force: bool = False, concurrency: int = 64) -> ReplayReport:
-        """Trigger every pending entry again: same keys (no duplicates), or new ones with `force`.
-
-        Each entry is handled on its own: one that cannot be read, or that Prefect refuses,
-        is reported and the others go on.
+        Entries another dispatcher holds are left to it. Each entry is handled on its own:
+        one that cannot be read, or that Prefect refuses, is reported and the others go on;
+        one Prefect fails on is reported failed and stays pending.
         """
         report = ReplayReport()
-        limit = asyncio.Semaphore(concurrency)
-
-        async def one(entry: OutboxEntry) -> None:
-            async with limit:
-                try:
-                    if force:
-                        entry = entry.model_copy(update={"attempt": entry.attempt + 1})
-                        await anyio.to_thread.run_sync(self.outbox.write, entry)
-                    run = await self._trigger(entry)
-                except Rejected as exc:
-                    target = report.failed if exc.status >= 500 else report.rejected
-                    target.append(f"{entry.file_name}: {exc.detail}")
-                    return
-                except Exception as exc:  # one entry never stops the replay of the others
-                    logger.error("replay: %s failed: %s: %s", entry.file_name, type(exc), exc)
-                    report.failed.append(f"{entry.file_name}: {type(exc).__name__}: {exc}")
-                    return
-                await self.finish(Accepted(entry, run))
-                if run.duplicate:
-                    report.duplicates += 1
+        forced: set[str] = set()
+        handled: set[str] = set()
+        while True:
+            leased = await anyio.to_thread.run_sync(self.outbox.lease, BATCH)
+            if not leased:
+                break
+            to_send: list[Leased] = []
+            to_force: list[Leased] = []
+            later: list[Leased] = []
+            for item in leased:
+                name = item.entry.name
+                if force and name not in forced:
+                    forced.add(name)
+                    to_force.append(item)
+                elif name in handled:
+                    later.append(item)  # failed once in this replay: left for later
                 else:
-                    report.triggered += 1
-
-        found = await anyio.to_thread.run_sync(lambda: list(self.outbox.iter_pending()))
-        report.unreadable = [str(f) for f in found if isinstance(f, UnreadableEntry)]
-        entries = [f for f in found if isinstance(f, OutboxEntry)]
-        await asyncio.gather(*(one(entry) for entry in entries))
+                    handled.add(name)
+                    to_send.append(item)
+            if to_force or later:
+                await anyio.to_thread.run_sync(self._next_attempts, to_force, later)
+            if not to_send and not to_force:
+                break
+            for outcome in await self.dispatcher.dispatch(to_send):
+                name = outcome.entry.name
+                if outcome.run is not None:
+                    if outcome.run.duplicate:
+                        report.duplicates += 1
+                    else:
+                        report.triggered += 1
+                elif outcome.rejected is not None:
+                    report.rejected.append(f"{name}: {outcome.rejected}")
+                else:
+                    report.failed.append(f"{name}: {outcome.deferred}")
+        report.unreadable = [str(u) for u in self.outbox.unreadable()]
         return report
+
+    def _next_attempts(self, to_force: list[Leased], later: list[Leased]) -> None:
+        """Store forced entries with their next attempt; let go of the others for later."""
+        for item in to_force:
+            self.outbox.write(item.entry.model_copy(update={"attempt": item.entry.attempt + 1}))
+            self.outbox.release(item, 0.0)
+        for item in later:
+            self.outbox.release(item, 1.0)
+
+
+def refusal(entry: OutboxEntry, error: Exception) -> Rejected:
+    """The answer to an event its deployment refuses: 404 no deployment, else 422."""
+    if isinstance(error, DeploymentNotFound):
+        return Rejected(
+            404, str(error), extra={"deployment": error.deployment}, reason="no_deployment"
+        )
+    extra: dict[str, Any] = {}
+    problems: list[EventProblem] = []
+    if isinstance(error, ParametersRejected):
+        problems = error.problems
+        if error.accepted is not None:
+            extra["accepted"] = error.accepted
+    return Rejected(
+        422,
+        f"deployment {entry.deployment!r} refuses the run: {error}",
+        problems=problems,
+        extra=extra,
+        reason="parameters",
+    )

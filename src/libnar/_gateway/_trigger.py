@@ -10,9 +10,10 @@ whether a run is new or already existed, and Prefect's client hides that:
   new. That holds for the single and the bulk endpoint (which answers CREATED either way), for
   several gateway replicas, and for a call retried after a lost answer.
 
-Concurrent events for one deployment are gathered for a few milliseconds (or until a slot
-towards Prefect is free) and sent as one `POST /deployments/{id}/create_flow_run/bulk`: one
-transaction instead of one per run, which is what SQLite needs.
+The dispatcher sends the stored events of one deployment as one
+`POST /deployments/{id}/create_flow_run/bulk` (`create_runs`): one transaction instead of one
+per run, which is what SQLite needs. `create_run` gathers concurrent single events per
+deployment for a few milliseconds (or until a slot towards Prefect is free) into such calls.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from urllib.parse import quote
 
 import httpx
 
+from libnar._gateway._metrics import GatewayMetrics
 from libnar.events import EventProblem
 from libnar.runs import event_parameter_of
 from libnar.settings import Settings, mask_url
@@ -52,6 +54,7 @@ __all__ = [
 logger = logging.getLogger("libnar.gateway")
 
 _BULK_LIMIT = 100  # Prefect's BULK_CREATE_LIMIT
+_MIN_BULK = 5
 _CONTEXT_KEY = "libnar_gateway_request"
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -111,6 +114,9 @@ class Deployment:
     """The flow's event parameter (marked in its schema), whatever its name."""
     event_kinds: tuple[str, ...] = ()
     """The event kinds the flow takes: `webhook`, `dpp`, `task`."""
+    version: str = ""
+    """The deployment's id and last update: an event checked against this version need not
+    be checked again."""
 
     def takes(self, source: str) -> bool:
         """Whether the flow takes events of this source (`webhook` or `dpp`)."""
@@ -220,8 +226,10 @@ class PrefectTrigger:
         headers: Extra headers for every call (Prefect's auth).
         concurrency: Most calls in flight towards Prefect at once.
         bulk_window_ms: How long to gather events per deployment; 0 sends each alone.
-        cache_seconds: How long a deployment lookup is reused.
+        cache_seconds: How long a deployment lookup is reused (and, with `stale_ok`, how
+            often it is refreshed in the background).
         timeout: Seconds one call may take, retries included, before `PrefectUnavailable`.
+        metrics: Where to count calls' latency and errors.
     """
 
     def __init__(
@@ -233,6 +241,7 @@ class PrefectTrigger:
         bulk_window_ms: float = 10.0,
         cache_seconds: float = 30.0,
         timeout: float = 20.0,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.shown_url = mask_url(self.api_url)
@@ -240,7 +249,9 @@ class PrefectTrigger:
         self._http = httpx.AsyncClient(
             base_url=self.api_url + "/",
             headers=dict(headers or {}),
-            timeout=httpx.Timeout(min(timeout, 10.0), connect=min(timeout, 3.0)),
+            # A bulk call on a busy Prefect can take seconds: only the whole deadline bounds it
+            # (a call cut short would be sent again, and Prefect would do the work twice).
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
         self._slots = asyncio.Semaphore(concurrency)
@@ -251,10 +262,16 @@ class PrefectTrigger:
         self._lookups: dict[tuple[str, str], asyncio.Future[Deployment]] = {}
         self._queues: dict[str, list[_Waiting]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
+        self._bulk_size = _BULK_LIMIT
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, api_url: str, headers: Mapping[str, str] | None = None
+        cls,
+        settings: Settings,
+        api_url: str,
+        headers: Mapping[str, str] | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> PrefectTrigger:
         """The trigger the gateway's settings describe (the one place it is built)."""
         return cls(
@@ -264,6 +281,7 @@ class PrefectTrigger:
             bulk_window_ms=settings.gateway_bulk_window_ms,
             cache_seconds=settings.gateway_deployment_cache_seconds,
             timeout=settings.gateway_prefect_timeout,
+            metrics=metrics,
         )
 
     async def __aenter__(self) -> PrefectTrigger:
@@ -292,10 +310,13 @@ class PrefectTrigger:
 
     # -- deployments -------------------------------------------------------------------------
 
-    async def deployment(self, flow: str, name: str) -> Deployment:
+    async def deployment(self, flow: str, name: str, *, stale_ok: bool = False) -> Deployment:
         """The deployment `flow/name`, from the cache when it was read recently.
 
-        Concurrent lookups of one deployment share one request.
+        Concurrent lookups of one deployment share one request. With `stale_ok`, an entry
+        older than the cache time is returned at once and refreshed in the background (what
+        an event waiting for its answer wants: the dispatcher checks again before creating
+        the run); a refresh that finds no deployment drops it, one that fails keeps it.
 
         Raises:
             DeploymentNotFound: Prefect has no such deployment.
@@ -305,6 +326,13 @@ class PrefectTrigger:
         cached = self._deployments.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
+        lookup = self._lookup(flow, name)
+        if cached is not None and stale_ok:
+            return cached[1]
+        return await asyncio.shield(lookup)
+
+    def _lookup(self, flow: str, name: str) -> asyncio.Future[Deployment]:
+        key = (flow, name)
         lookup = self._lookups.get(key)
         if lookup is None:
             # The lookup is a task of its own: a caller that gives up (its own deadline) does
@@ -313,10 +341,14 @@ class PrefectTrigger:
             self._lookups[key] = lookup
             lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
             lookup.add_done_callback(_retrieve_exception)
-        return await asyncio.shield(lookup)
+        return lookup
 
     async def _read_and_cache(self, flow: str, name: str) -> Deployment:
-        found = await self._read_deployment(flow, name)
+        try:
+            found = await self._read_deployment(flow, name)
+        except DeploymentNotFound:
+            self._deployments.pop((flow, name), None)
+            raise
         self._deployments[(flow, name)] = (time.monotonic(), found)
         return found
 
@@ -326,7 +358,9 @@ class PrefectTrigger:
 
     async def _read_deployment(self, flow: str, name: str) -> Deployment:
         response = await self._send(
-            "GET", f"deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}"
+            "GET",
+            f"deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}",
+            operation="read_deployment",
         )
         if response.status_code == 404:
             raise DeploymentNotFound(flow, name)
@@ -358,9 +392,52 @@ class PrefectTrigger:
             schema=prepared,
             event_parameter=event[0] if event else None,
             event_kinds=event[1] if event else (),
+            version=f"{body['id']}@{body.get('updated') or ''}",
         )
 
     # -- runs --------------------------------------------------------------------------------
+
+    async def create_runs(
+        self, deployment: Deployment, requests: list[RunRequest]
+    ) -> list[CreatedRun | Exception]:
+        """Create the runs (or find those with their keys) in bulk calls of up to 100.
+
+        Returns one outcome per request, in order: the run, or the error for that request
+        (`ParametersRejected`, `DeploymentNotFound`, `PrefectUnavailable`, `PrefectError`).
+        The same key twice is one run; the later ones are duplicates.
+
+        The size of a call adapts to Prefect's pace: calls are kept to about a quarter of the
+        timeout (fewer runs a call when Prefect is slow, up to 100 when it is fast), so a
+        busy Prefect is never given more than it can answer in time.
+        """
+        waiting = [
+            _Waiting(request, asyncio.get_running_loop().create_future()) for request in requests
+        ]
+        start = 0
+        while start < len(waiting):
+            batch = waiting[start : start + self._bulk_size]
+            start += len(batch)
+            async with self._slots:
+                began = time.monotonic()
+                await self._run_batch(deployment, batch, have_slot=True)
+                self._adapt_bulk_size(len(batch), time.monotonic() - began, batch)
+        outcomes: list[CreatedRun | Exception] = []
+        for item in waiting:
+            error = item.future.exception()
+            outcomes.append(error if isinstance(error, Exception) else item.future.result())
+        return outcomes
+
+    def _adapt_bulk_size(self, sent: int, seconds: float, batch: list[_Waiting]) -> None:
+        timed_out = any(
+            isinstance(w.future.exception(), PrefectUnavailable)
+            for w in batch
+            if w.future.done() and not w.future.cancelled()
+        )
+        if timed_out:
+            self._bulk_size = max(_MIN_BULK, self._bulk_size // 2)
+        elif sent >= self._bulk_size and seconds > 0:
+            fitting = int(sent * (self._timeout / 4) / seconds)
+            self._bulk_size = max(_MIN_BULK, min(_BULK_LIMIT, fitting))
 
     async def create_run(self, deployment: Deployment, request: RunRequest) -> CreatedRun:
         """Create the run (or find the one with its key); does not wait for it to start.
@@ -452,6 +529,7 @@ class PrefectTrigger:
             f"deployments/{deployment.id}/create_flow_run",
             json=self._run_body(waiting),
             have_slot=have_slot,
+            operation="create_run",
         )
         if response.status_code == 404:
             raise DeploymentNotFound(deployment.flow, deployment.name)
@@ -479,6 +557,7 @@ class PrefectTrigger:
                 f"deployments/{deployment.id}/create_flow_run/bulk",
                 json=[self._run_body(batch[i]) for i in remaining],
                 have_slot=have_slot,
+                operation="create_runs",
             )
             if response.status_code == 404:
                 raise DeploymentNotFound(deployment.flow, deployment.name)
@@ -542,6 +621,7 @@ class PrefectTrigger:
             "flow_runs/filter",
             json={"flow_runs": {"id": {"any_": ids}}, "limit": len(ids)},
             have_slot=have_slot,
+            operation="read_runs",
         )
         _expect(response, 200)
         return {str(run["id"]): run for run in response.json()}
@@ -549,13 +629,41 @@ class PrefectTrigger:
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, have_slot: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        have_slot: bool = False,
+        operation: str = "other",
     ) -> httpx.Response:
         """Send one call, retrying what is safe to retry until the time runs out.
 
         Every call the gateway makes is safe to repeat: reads, and creates with an
-        idempotency key.
+        idempotency key. Its latency (retries included) and failures are counted.
         """
+        started = time.perf_counter()
+        try:
+            response = await self._send_retrying(method, path, json, have_slot)
+        except PrefectUnavailable:
+            self._count_error(operation, "unavailable")
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.prefect_seconds.labels(operation).observe(
+                    time.perf_counter() - started
+                )
+        if response.status_code >= 500:
+            self._count_error(operation, "unexpected")
+        return response
+
+    def _count_error(self, operation: str, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.prefect_errors.labels(operation, kind).inc()
+
+    async def _send_retrying(
+        self, method: str, path: str, json: Any, have_slot: bool
+    ) -> httpx.Response:
         deadline = time.monotonic() + self._timeout
         delay = 0.05
         while True:

@@ -4,6 +4,8 @@ Layer 4, beside the CLI. `libnar dev` runs it; `libnar.testing` re-exports it fo
 scripts. It needs only libnar's own dependencies (no pytest, no respx), so `libnar dev` works
 right after `pip install libnar`.
 
+- `WorkerProcess`: a real Prefect worker on a pool (`libnar dev`'s local process pool, whose
+  runs `_limits` holds to their memory and CPU).
 - `PrefectServer`, `GatewayProcess`: child processes that start, wait until they answer, and
   stop cleanly (`with` blocks); `free_port` picks a port.
 - `FakeSamaHub`, `serve_fake_samahub`: a stateful fake of SamaHub's API and DPP endpoint,
@@ -21,13 +23,18 @@ from typing import TYPE_CHECKING
 from libnar._lazy import lazy_exports
 from libnar._local_stack._child import ChildServer, stop_child, wait_until_answering
 from libnar._local_stack._factories import (
+    box,
+    make_creation_schema,
+    make_delivery_schema,
     make_dpp_event,
     make_task,
     make_task_id,
+    make_video_answers,
     make_webhook_event,
 )
 from libnar._local_stack._gateway import GatewayProcess
 from libnar._local_stack._prefect import PrefectServer, free_port
+from libnar._local_stack._worker import WorkerProcess
 
 if TYPE_CHECKING:
     from libnar._local_stack._fake_samahub import FakeCall, FakeSamaHub
@@ -39,10 +46,15 @@ __all__ = [
     "FakeSamaHub",
     "GatewayProcess",
     "PrefectServer",
+    "WorkerProcess",
+    "box",
     "free_port",
+    "make_creation_schema",
+    "make_delivery_schema",
     "make_dpp_event",
     "make_task",
     "make_task_id",
+    "make_video_answers",
     "make_webhook_event",
     "serve_fake_samahub",
     "stop_child",

@@ -89,8 +89,9 @@ def serve_fake_samahub(
 ) -> Iterator[FakeSamaHub]:
     """Serve `fake` (or a new one) on `http://127.0.0.1:PORT` until the block ends.
 
-    The fake's `api_url` becomes `http://127.0.0.1:PORT/v2` and its `dpp_url`
-    `http://127.0.0.1:PORT/dpp`; pass `fake.env()` to a subprocess so it talks to it.
+    The fake's `api_url` becomes `http://127.0.0.1:PORT/v2`, its `dpp_url`
+    `http://127.0.0.1:PORT/dpp` and its `upload_url` (tasks files) `.../uploads`; pass
+    `fake.env()` to a subprocess so it talks to it.
     `request_delay` and `connection_delay` (seconds) emulate a remote API's latency: the
     first per request, the second per new connection. Injected transport faults close the
     connection without an answer.
@@ -103,6 +104,7 @@ def serve_fake_samahub(
     server.request_delay = request_delay
     server.connection_delay = connection_delay
     fake.api_url, fake.dpp_url = f"{origin}/v2", f"{origin}/dpp"
+    fake.upload_url = f"{origin}/uploads"
     thread = threading.Thread(target=server.serve_forever, name="fake-samahub", daemon=True)
     thread.start()
     try:

@@ -102,6 +102,32 @@ def _answer_problem(reference: ClaimReference, status: int) -> ClaimError:
     return ClaimError(f"claim {_where(reference)}: {reason}")
 
 
+class _Retrying:
+    """The waits between attempts to fetch a claim, until its patience runs out."""
+
+    def __init__(self, reference: ClaimReference, patience: float) -> None:
+        self.reference = reference
+        self.patience = patience
+        self.deadline = time.monotonic() + patience
+        self.delay = 0.2
+
+    def problem_of(self, status: int) -> str:
+        """What a non-200 answer means: raise for a final one, describe a passing one."""
+        if status not in _RETRIED_STATUSES:
+            raise _answer_problem(self.reference, status)
+        return f"HTTP {status}"
+
+    def next_wait(self, problem: str) -> float:
+        """Seconds to wait before the next attempt; raises when patience would run out."""
+        if time.monotonic() + self.delay > self.deadline:
+            raise ClaimError(
+                f"claim {_where(self.reference)}: unreachable for {self.patience:.0f} s"
+                f" ({problem}); the worker must reach the gateway at LIBNAR_GATEWAY_PUBLIC_URL"
+            )
+        wait, self.delay = self.delay, min(self.delay * 2, 5.0)
+        return wait
+
+
 def fetch_claim(reference: ClaimReference, *, patience: float = CLAIM_FETCH_SECONDS) -> bytes:
     """The body a claim reference points at, checked against its size and SHA-256.
 
@@ -112,26 +138,17 @@ def fetch_claim(reference: ClaimReference, *, patience: float = CLAIM_FETCH_SECO
     """
     if _scheme(reference) == "file":
         return _read_file(reference)
-    deadline = time.monotonic() + patience
-    delay = 0.2
+    retrying = _Retrying(reference, patience)
     with httpx.Client(timeout=min(patience, 30.0), trust_env=False) as client:
         while True:
             try:
                 with client.stream("GET", reference.url, headers=_headers(reference)) as answer:
                     if answer.status_code == 200:
                         return _checked(reference, _bounded(reference, answer.iter_bytes()))
-                    if answer.status_code not in _RETRIED_STATUSES:
-                        raise _answer_problem(reference, answer.status_code)
-                    problem = f"HTTP {answer.status_code}"
+                    problem = retrying.problem_of(answer.status_code)
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
-            if time.monotonic() + delay > deadline:
-                raise ClaimError(
-                    f"claim {_where(reference)}: unreachable for {patience:.0f} s ({problem});"
-                    " the worker must reach the gateway at LIBNAR_GATEWAY_PUBLIC_URL"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            time.sleep(retrying.next_wait(problem))
 
 
 async def fetch_claim_async(
@@ -140,8 +157,7 @@ async def fetch_claim_async(
     """`fetch_claim` for async flows."""
     if _scheme(reference) == "file":
         return await asyncio.to_thread(_read_file, reference)
-    deadline = time.monotonic() + patience
-    delay = 0.2
+    retrying = _Retrying(reference, patience)
     async with httpx.AsyncClient(timeout=min(patience, 30.0), trust_env=False) as client:
         while True:
             try:
@@ -151,18 +167,10 @@ async def fetch_claim_async(
                     if answer.status_code == 200:
                         chunks = [c async for c in _abounded(reference, answer.aiter_bytes())]
                         return _checked(reference, b"".join(chunks))
-                    if answer.status_code not in _RETRIED_STATUSES:
-                        raise _answer_problem(reference, answer.status_code)
-                    problem = f"HTTP {answer.status_code}"
+                    problem = retrying.problem_of(answer.status_code)
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
-            if time.monotonic() + delay > deadline:
-                raise ClaimError(
-                    f"claim {_where(reference)}: unreachable for {patience:.0f} s ({problem});"
-                    " the worker must reach the gateway at LIBNAR_GATEWAY_PUBLIC_URL"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(retrying.next_wait(problem))
 
 
 def _bounded(reference: ClaimReference, chunks: Iterator[bytes]) -> bytes:

@@ -28,7 +28,14 @@ from libnar.flow._parameters import (
     prepare_call,
     read_signature,
 )
-from libnar.flow._sama_io import fetch_event, fetch_event_async, result_summary, result_to_send
+from libnar.flow._sama_io import (
+    check_result,
+    check_result_async,
+    fetch_event,
+    fetch_event_async,
+    result_summary,
+    result_to_send,
+)
 from libnar.naming import FlowNameError, check_flow_name
 from libnar.runs import ClaimReference, run_name, run_tags
 
@@ -50,6 +57,8 @@ class NpsFlow(Flow[P, R]):
     """The flow's event parameter and other parameters as libnar reads them."""
     submit_result: bool
     """Whether a DPP flow's returned result is sent back to SamaHub."""
+    validate_result: bool
+    """Whether a DPP result is checked against the project's delivery schema before sending."""
 
     def __init__(
         self,
@@ -57,6 +66,7 @@ class NpsFlow(Flow[P, R]):
         *,
         name: str | None = None,
         submit_result: bool = True,
+        validate_result: bool = False,
         version: str | None = None,
         **flow_options: Any,
     ) -> None:
@@ -67,6 +77,7 @@ class NpsFlow(Flow[P, R]):
         self.user_fn = fn
         self.signature = read_signature(fn, flow_name)
         self.submit_result = submit_result
+        self.validate_result = validate_result
         runner = _make_runner(self, fn)
         super().__init__(
             fn=cast(Callable[P, R], runner),
@@ -130,6 +141,7 @@ class NpsFlow(Flow[P, R]):
         copy = cast(NpsFlow[P, R], new)
         copy.user_fn = self.user_fn
         copy.submit_result = self.submit_result
+        copy.validate_result = self.validate_result
         copy.signature = (
             self.signature if new.name == self.name else read_signature(self.user_fn, new.name)
         )
@@ -180,6 +192,8 @@ def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..
             from libnar.sama import AsyncSamaClient
 
             async with AsyncSamaClient() as client:
+                if flow.validate_result:
+                    await check_result_async(client, flow.name, event, result)
                 await client.submit_dpp_result(event.task.project_id, event.task.id, result)
             await acreate_markdown_artifact(
                 markdown=result_summary(event, result), description="DPP result sent"
@@ -205,6 +219,8 @@ def _make_runner(flow: NpsFlow[Any, Any], fn: Callable[..., Any]) -> Callable[..
         from libnar.sama import SamaClient
 
         with SamaClient() as client:
+            if flow.validate_result:
+                check_result(client, flow.name, event, result)
             client.submit_dpp_result(event.task.project_id, event.task.id, result)
         create_markdown_artifact(
             markdown=result_summary(event, result), description="DPP result sent"
@@ -305,6 +321,7 @@ def nps_flow(
     *,
     name: str | None = None,
     submit_result: bool = True,
+    validate_result: bool = False,
     description: str | None = None,
     version: str | None = None,
     retries: int | None = None,
@@ -336,7 +353,9 @@ def nps_flow(
 
     Options are Prefect's `@flow` options (`retries`, `timeout_seconds`, `log_prints`,
     `on_failure`, ...) plus `name` (default: the function's name; it must follow the NPS
-    naming rule) and `submit_result` (send a DPP flow's result to SamaHub; default True).
+    naming rule), `submit_result` (send a DPP flow's result to SamaHub; default True) and
+    `validate_result` (check the result's answers against the project's delivery schema
+    first, and fail the run naming every problem instead of sending; default False).
 
     Example:
         ```python

@@ -8,7 +8,7 @@ function returns. A failed send raises, so the run fails and Prefect's retries a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from libnar.events import (
     DppEvent,
@@ -22,8 +22,13 @@ from libnar.events import (
 )
 from libnar.flow._parameters import FlowSignature
 
+if TYPE_CHECKING:
+    from libnar.sama import AsyncSamaClient, SamaClient
+
 __all__ = [
     "DppResultError",
+    "check_result",
+    "check_result_async",
     "event_from_task",
     "fetch_event",
     "fetch_event_async",
@@ -100,6 +105,7 @@ def result_to_send(flow_name: str, event: DppEvent, value: Any) -> DppResult:
     if isinstance(value, DppResult):
         return value
     if isinstance(value, Mapping):
+        value = {k: _plain_answers(v) if k == "answers" else v for k, v in value.items()}
         keys = set(value)
         extra = sorted(keys - {"answers", "data", "round"})
         if extra or not keys & {"answers", "data"}:
@@ -125,3 +131,45 @@ def result_summary(event: DppEvent, result: DppResult) -> str:
         f"| {event.task.project_id} | {event.task.id} | {result.round} | {len(result.data)}"
         f" | {answers} |\n"
     )
+
+
+def _plain_answers(value: Any) -> Any:
+    """Typed `Answers` returned in a dict become their JSON (`to_dict()`)."""
+    from libnar.answers import Answers
+
+    return value.to_dict() if isinstance(value, Answers) else value
+
+
+def _refuse_if_invalid(
+    flow_name: str, event: DppEvent, result: DppResult, schema: Mapping[str, Any]
+) -> None:
+    """Raise `AnswersSchemaError` (one line per problem) if the result breaks the schema."""
+    from libnar.answers import AnswersSchemaError, answer_problems
+
+    problems = answer_problems(result.answers, schema)
+    if problems:
+        task = event.task
+        count = f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+        raise AnswersSchemaError(
+            f"{flow_name}: the result for task {task.id} (round {result.round}) does not follow"
+            f" project {task.project_id}'s delivery schema ({count}); nothing was sent:",
+            problems,
+        )
+
+
+def check_result(client: SamaClient, flow_name: str, event: DppEvent, result: DppResult) -> None:
+    """Check a DPP result's answers against the project's delivery schema before sending.
+
+    Used by `@nps_flow(validate_result=True)`: SamaHub refuses answers that break the schema,
+    so a broken result fails the run here, naming every problem, and is not sent.
+    """
+    schema = client.get_delivery_schema(event.task.project_id)
+    _refuse_if_invalid(flow_name, event, result, schema)
+
+
+async def check_result_async(
+    client: AsyncSamaClient, flow_name: str, event: DppEvent, result: DppResult
+) -> None:
+    """`check_result` for async flows."""
+    schema = await client.get_delivery_schema(event.task.project_id)
+    _refuse_if_invalid(flow_name, event, result, schema)

@@ -17,6 +17,7 @@ from libnar.sama._errors import (
     SamaNotFoundError,
     SamaRateLimitError,
     SamaServerError,
+    SamaTaskDataError,
     SamaTransportError,
     SamaValidationError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "SamaNotFoundError",
     "SamaRateLimitError",
     "SamaServerError",
+    "SamaTaskDataError",
     "SamaTransportError",
     "SamaValidationError",
 ]

@@ -21,8 +21,8 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeAlias
 
 import pydantic_core
 
@@ -34,6 +34,7 @@ from libnar.sama._errors import (
     SamaBatchOutcomeUnknownError,
     SamaError,
     SamaServerError,
+    SamaTaskDataError,
     SamaTransportError,
 )
 
@@ -41,12 +42,19 @@ __all__ = [
     "BatchPlan",
     "BatchSearch",
     "Part",
+    "Via",
     "log_lost_batch",
     "lookup_waits",
+    "refuse_task_data",
+    "task_data_problems",
     "task_fingerprint",
 ]
 
 logger = logging.getLogger("libnar.sama")
+
+#: How `create_batch` sends the tasks: in the request body (1,000 a batch), as a file (one
+#: batch of any size), or "auto": by file when there are more than 1,000.
+Via: TypeAlias = Literal["auto", "body", "file"]
 
 #: The waits between look-ups for a batch whose creation answer was lost, in seconds; the
 #: last one repeats until SAMA_BATCH_LOOKUP_SECONDS is used up.
@@ -93,7 +101,7 @@ def task_fingerprint(data: Mapping[str, Any]) -> str:
 class Part:
     """One creation call of a `create_batch`: tasks `start` to `stop - 1` of the call."""
 
-    call: Call[str]
+    call: Call[Any]
     start: int
     stop: int
     fingerprints: Counter[str]
@@ -151,7 +159,14 @@ class BatchSearch:
 
 
 class BatchPlan:
-    """Everything a `create_batch` sends and looks up, built before anything is sent."""
+    """Everything a `create_batch` sends and looks up, built before anything is sent.
+
+    With the tasks in the request body, `parts` are the creation calls, 1,000 tasks each.
+    By file (`by_file`), there is one part, one batch of any size: `file_start` opens the
+    batch and answers the tasks file's URL, `file_content` is PUT there, and
+    `continue_part(batch_id)` is the call that creates the tasks: the one whose lost answer is
+    looked up by `client_batch_id`, as a body part's is.
+    """
 
     def __init__(
         self,
@@ -163,7 +178,10 @@ class BatchPlan:
         priority: int | None,
         submit: bool | None,
         notification_email: str | None,
+        via: Via = "body",
     ) -> None:
+        if via not in ("auto", "body", "file"):
+            raise ValueError(f"via must be 'auto', 'body' or 'file', got {via!r}")
         self.pid = pid
         self.client_batch_id = client_batch_id
         self._endpoints = endpoints
@@ -174,16 +192,52 @@ class BatchPlan:
         }
         extra = {key: value for key, value in extra.items() if value is not None}
         self.parts: list[Part] = []
-        start = 0
-        for specs in split_tasks(tasks, priority):
-            call = endpoints.create_batch(pid, {"tasks": specs, **extra})
+        chunks = split_tasks(tasks, priority)
+        total = sum(len(chunk) for chunk in chunks)
+        self.by_file = via == "file" or (via == "auto" and total > MAX_BATCH_TASKS)
+        self.file_content = b""
+        if self.by_file:
+            specs = [spec for chunk in chunks for spec in chunk]
+            if submit is not None:
+                for spec in specs:
+                    spec["submit"] = submit
+            self.file_content = pydantic_core.to_json(specs)
+            digest = hashlib.sha256(self.file_content).hexdigest()[:16]
+            start = {key: value for key, value in extra.items() if key != "submit"}
+            self.file_start = endpoints.start_file_batch(
+                pid, {"tasks_file_name": f"libnar-tasks-{digest}.json", **start}
+            )
             fingerprints = Counter(task_fingerprint(spec["data"]) for spec in specs)
-            self.parts.append(Part(call, start, start + len(specs), fingerprints))
-            start += len(specs)
+            self.parts.append(Part(self.file_start, 0, total, fingerprints))
+        else:
+            start_at = 0
+            for specs in chunks:
+                call = endpoints.create_batch(pid, {"tasks": specs, **extra})
+                fingerprints = Counter(task_fingerprint(spec["data"]) for spec in specs)
+                self.parts.append(Part(call, start_at, start_at + len(specs), fingerprints))
+                start_at += len(specs)
         #: Asks whether any task carries `client_batch_id` already (one task is enough).
         self.in_use: Pager | None = None
         if client_batch_id is not None:
             self.in_use = endpoints.tasks(pid, self._filters, 1)
+
+    @property
+    def total_bytes(self) -> int:
+        """How many bytes of tasks the plan sends (for progress)."""
+        if self.by_file:
+            return len(self.file_content)
+        return sum(len(part.call.body or b"") for part in self.parts)
+
+    def part_bytes(self, part: Part) -> int:
+        """How many bytes of tasks a body part sends."""
+        return len(part.call.body or b"")
+
+    def continue_part(self, batch_id: str) -> Part:
+        """The by-file part with its creating call: continue batch `batch_id`."""
+        [part] = self.parts
+        part = replace(part, call=self._endpoints.continue_batch(self.pid, batch_id))
+        self.parts = [part]
+        return part
 
     @property
     def _filters(self) -> dict[str, Any]:
@@ -315,4 +369,30 @@ def log_lost_batch(plan: BatchPlan, part: Part, lost: SamaError) -> None:
         lost.summary,
         plan.client_batch_id,
         extra={"sama_method": part.call.method, "sama_path": part.call.path},
+    )
+
+
+def task_data_problems(
+    tasks: Iterable[Mapping[str, Any]], schema: Mapping[str, Any], *, limit: int = 50
+) -> list[str]:
+    """Every way tasks' `data` break a creation schema (up to `limit`), one line each."""
+    from libnar.answers import schema_problems
+
+    lines: list[str] = []
+    for index, data in enumerate(tasks):
+        plain = pydantic_core.from_json(pydantic_core.to_json(data))  # as it is sent
+        lines += [str(p) for p in schema_problems(plain, schema, root=f"tasks[{index}].data")]
+        if len(lines) >= limit:
+            return lines[:limit]
+    return lines
+
+
+def refuse_task_data(pid: str | int, problems: list[str], count: int) -> SamaTaskDataError:
+    """The error for tasks that break the creation schema: nothing was sent."""
+    return SamaTaskDataError(
+        f"{len(problems)} problem{'s' * (len(problems) != 1)} in the {count} tasks' data"
+        f" against project {pid}'s creation schema; nothing was sent",
+        problems,
+        method="POST",
+        path=f"/projects/{pid}/batches.json",
     )

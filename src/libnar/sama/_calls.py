@@ -24,7 +24,7 @@ from libnar.sama._errors import (
     answer_too_large,
     error_for_response,
 )
-from libnar.sama._models import Batch, BatchCreated, Project, TaskAnswer
+from libnar.sama._models import Batch, BatchCreated, BatchUpload, Project, TaskAnswer
 
 T = TypeVar("T")
 
@@ -49,6 +49,13 @@ class Call(Generic[T]):
     body: bytes | None = None
     dpp: bool = False
     idempotent: bool = True
+    #: An absolute URL to send to instead (a tasks file's presigned storage URL): `path` is
+    #: then its path, for messages, and `hidden_query` its query, added below httpx's client
+    #: so that it is never logged (it signs the upload).
+    url: str | None = None
+    hidden_query: str = ""
+    #: Called with (bytes sent, bytes in all) while the body is sent.
+    progress: Callable[[int, int], None] | None = None
 
 
 _TASK_LIST: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
@@ -182,6 +189,10 @@ def _batch_id(content: bytes) -> str:
     return BatchCreated.model_validate_json(content).batch_id
 
 
+def _batch_upload(content: bytes) -> BatchUpload:
+    return BatchUpload.model_validate_json(content)
+
+
 #: How much of an error answer is read: SamaHub's messages are short, and only 200
 #: characters of a text answer are quoted.
 ERROR_BODY_BYTES = 64 * 1024
@@ -286,11 +297,17 @@ class Endpoints:
     """
 
     def __init__(
-        self, *, has_api_key: bool, dpp_url: str | None, dpp_key: SecretStr | None
+        self,
+        *,
+        has_api_key: bool,
+        dpp_url: str | None,
+        dpp_key: SecretStr | None,
+        key_setting: str = "SAMA_API_KEY",
     ) -> None:
         self._has_api_key = has_api_key
         self._dpp_url = dpp_url
         self._dpp_key = dpp_key
+        self._key_setting = key_setting
 
     def _api(
         self,
@@ -303,7 +320,7 @@ class Endpoints:
         idempotent: bool | None = None,
     ) -> Call[T]:
         if not self._has_api_key:
-            raise _missing("SAMA_API_KEY", "api_key")
+            raise _missing(self._key_setting, "api_key")
         return Call(
             method=method,
             path=path,
@@ -363,10 +380,45 @@ class Endpoints:
         path = f"/projects/{_segment(pid)}/batches.json"
         return self._api("POST", path, _batch_id, body=body)
 
-    def batch(self, pid: str | int, batch_id: str | int) -> Call[Batch]:
-        # A batch holds at most 1,000 tasks, so one page of 1,000 is the whole batch.
+    def start_file_batch(self, pid: str | int, body: Mapping[str, Any]) -> Call[BatchUpload]:
+        """Start a batch whose tasks come in a file (`tasks_file_name`): answers the PUT URL.
+
+        Safe to send again: it creates no task, and a batch never continued stays empty.
+        """
+        path = f"/projects/{_segment(pid)}/batches.json"
+        return self._api("POST", path, _batch_upload, body=body, idempotent=True)
+
+    def upload_tasks(
+        self,
+        put_url: str,
+        content: bytes,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Call[None]:
+        """PUT a tasks file to the presigned URL SamaHub gave (no key: the URL is signed)."""
+        url = httpx.URL(put_url)
+        return Call(
+            method="PUT",
+            path=url.path,
+            parse=_nothing,
+            body=content,
+            url=str(url.copy_with(query=None)),
+            hidden_query=url.query.decode("ascii"),
+            progress=progress,
+        )
+
+    def continue_batch(self, pid: str | int, batch_id: str | int) -> Call[dict[str, Any]]:
+        """Tell SamaHub the tasks file is there: it creates the tasks (not safe to repeat)."""
+        path = f"/projects/{_segment(pid)}/batches/{_segment(batch_id)}/continue.json"
+        return self._api("POST", path, _object)
+
+    def batch_page(
+        self, pid: str | int, batch_id: str | int, page: int, omit_failed_task_data: bool
+    ) -> Call[Batch]:
+        """One page of a batch's task records (a batch by file can hold any number)."""
         path = f"/projects/{_segment(pid)}/batches/{_segment(batch_id)}.json"
-        params = {"page": "1", "page_size": str(MAX_BATCH_TASKS)}
+        params = {"page": str(page), "page_size": str(MAX_BATCH_TASKS)}
+        if omit_failed_task_data:
+            params["omit_failed_task_data"] = "true"
         return self._api("GET", path, _batch, params=params)
 
     def cancel_batch(self, pid: str | int, batch_id: str | int) -> Call[dict[str, Any]]:

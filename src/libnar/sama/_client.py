@@ -31,17 +31,33 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing, closing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
 from tenacity import AsyncRetrying, Retrying
 
 from libnar.events import DppResult, Task
-from libnar.sama._batches import BatchPlan, BatchSearch, Part, log_lost_batch, lookup_waits
-from libnar.sama._calls import AnswerReader, Call, Endpoints, Pager, read_answer
+from libnar.sama._batches import (
+    BatchPlan,
+    BatchSearch,
+    Part,
+    Via,
+    log_lost_batch,
+    lookup_waits,
+    refuse_task_data,
+    task_data_problems,
+)
+from libnar.sama._calls import (
+    MAX_BATCH_TASKS,
+    AnswerReader,
+    Call,
+    Endpoints,
+    Pager,
+    read_answer,
+)
 from libnar.sama._errors import NOT_SENT, SamaConfigError, SamaError, SamaTransportError
-from libnar.sama._models import Batch, Project
+from libnar.sama._models import Batch, Project, whole_batch
 from libnar.sama._retry import Attempts, Deadline, retrying_options
 from libnar.settings import get_settings
 
@@ -50,6 +66,18 @@ __all__ = ["AsyncSamaClient", "SamaClient"]
 T = TypeVar("T")
 
 _USER_AGENT = "libnar"
+#: The request extension carrying a query added below httpx's client (never logged).
+_HIDDEN_QUERY = "libnar_hidden_query"
+#: Bytes sent at a time when a body reports progress.
+_CHUNK = 64 * 1024
+
+
+#: Which API key a client uses when none is passed: the setting of each.
+KeyName = Literal["primary", "secondary"]
+_KEY_SETTINGS: dict[str, str] = {
+    "primary": "SAMA_API_KEY",
+    "secondary": "SAMA_SECONDARY_API_KEY",
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,7 @@ class _Config:
     deadline: float
     max_answer_bytes: int
     batch_lookup_seconds: float
+    key_setting: str = "SAMA_API_KEY"
 
 
 #: The limits a client takes as arguments (and `with_options` per call): each one's
@@ -103,13 +132,17 @@ def _resolve(
     base_url: str | None,
     dpp_url: str | None,
     dpp_key: str | SecretStr | None,
+    key: KeyName = "primary",
     **limits: float | None,
 ) -> _Config:
     """Take each value from the arguments, else from libnar's settings (read now).
 
     An empty or blank argument counts as not given, as an empty setting counts as unset.
+    `key` names the setting the API key comes from when `api_key` is not given.
     """
     _check_limits(limits)
+    if key not in _KEY_SETTINGS:
+        raise SamaConfigError(f"key must be 'primary' or 'secondary', got {key!r}")
     keys = {"api_key": _secret(api_key), "dpp_key": _secret(dpp_key)}
     urls = {"base_url": _given(base_url), "dpp_url": _given(dpp_url)}
     filled: dict[str, Any] = dict(limits)
@@ -120,7 +153,8 @@ def _resolve(
             first = exc.errors(include_url=False)[0]
             name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
             raise SamaConfigError(f"{name} is invalid: {first['msg']}") from None
-        keys["api_key"] = keys["api_key"] or settings.sama_api_key
+        chosen = settings.sama_api_key if key == "primary" else settings.sama_secondary_api_key
+        keys["api_key"] = keys["api_key"] or chosen
         keys["dpp_key"] = keys["dpp_key"] or settings.sama_dpp_key
         urls["base_url"] = urls["base_url"] or settings.sama_api_url
         urls["dpp_url"] = urls["dpp_url"] or settings.sama_dpp_url
@@ -133,6 +167,7 @@ def _resolve(
         dpp_url=dpp.rstrip("/") if dpp else None,
         api_key=keys["api_key"],
         dpp_key=keys["dpp_key"],
+        key_setting=_KEY_SETTINGS[key],
         **filled,
     )
 
@@ -171,11 +206,16 @@ class _AccessKey:
         self._key = key
 
     def sign(self, request: httpx.Request) -> httpx.Request:
-        if self._key is None or not str(request.url).startswith(self._prefix):
+        hidden = request.extensions.get(_HIDDEN_QUERY)
+        if hidden:  # a presigned URL's own signature: never the API key
+            url = request.url.copy_with(query=hidden.encode("ascii"))
+        elif self._key is not None and str(request.url).startswith(self._prefix):
+            url = request.url.copy_add_param("access_key", self._key.get_secret_value())
+        else:
             return request
         return httpx.Request(
             request.method,
-            request.url.copy_add_param("access_key", self._key.get_secret_value()),
+            url,
             headers=request.headers,
             stream=request.stream,
             extensions=request.extensions,
@@ -206,6 +246,21 @@ class _AsyncSigningTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def _chunks(body: bytes, progress: Callable[[int, int], None]) -> Iterator[bytes]:
+    """Yield a body in chunks, reporting the bytes sent after each."""
+    progress(0, len(body))
+    for start in range(0, len(body), _CHUNK):
+        chunk = body[start : start + _CHUNK]
+        yield chunk
+        progress(start + len(chunk), len(body))
+
+
+async def _achunks(body: bytes, progress: Callable[[int, int], None]) -> AsyncIterator[bytes]:
+    """The async twin of `_chunks`."""
+    for chunk in _chunks(body, progress):
+        yield chunk
+
+
 class _ClientBase:
     """What both clients share: configuration, request building, `repr`, `with_options`."""
 
@@ -215,13 +270,15 @@ class _ClientBase:
         base_url: str | None,
         dpp_url: str | None,
         dpp_key: str | SecretStr | None,
+        key: KeyName = "primary",
         **limits: float | None,
     ) -> None:
-        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, **limits)
+        self._config = _resolve(api_key, base_url, dpp_url, dpp_key, key, **limits)
         self._endpoints = Endpoints(
             has_api_key=self._config.api_key is not None,
             dpp_url=self._config.dpp_url,
             dpp_key=self._config.dpp_key,
+            key_setting=self._config.key_setting,
         )
         self._access_key = _AccessKey(self._config.base_url, self._config.api_key)
 
@@ -320,21 +377,28 @@ class _ClientBase:
         return attempts.failed(call, exc)
 
     def _request(
-        self, http: httpx.Client | httpx.AsyncClient, call: Call[Any], wait: float
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        call: Call[Any],
+        wait: float,
+        content: Any = None,
     ) -> httpx.Request:
+        """Build the request of a call; `content` streams the body (it reports progress)."""
         base = self._config.dpp_url if call.dpp else self._config.base_url
         headers = {}
         if call.body is not None:
             headers["Content-Type"] = "application/json"
+            headers["Content-Length"] = str(len(call.body))  # storage refuses chunked PUTs
         if call.dpp and self._config.dpp_key is not None:
             headers["Authorization"] = f"Bearer {self._config.dpp_key.get_secret_value()}"
         return http.build_request(
             call.method,
-            f"{base}{call.path}",
+            call.url or f"{base}{call.path}",
             params=call.params,
-            content=call.body,
+            content=call.body if content is None else content,
             headers=headers,
             timeout=httpx.Timeout(wait),
+            extensions={_HIDDEN_QUERY: call.hidden_query} if call.hidden_query else None,
         )
 
 
@@ -345,7 +409,8 @@ class SamaClient(_ClientBase):
     client keeps its connections open between calls. Values not passed are read from libnar's
     settings (`SAMA_API_KEY`, `SAMA_API_URL`, `SAMA_DPP_URL`, `SAMA_DPP_KEY`, `SAMA_TIMEOUT`,
     `SAMA_MAX_RETRIES`, `SAMA_DEADLINE`, `SAMA_MAX_ANSWER_BYTES`, `SAMA_BATCH_LOOKUP_SECONDS`)
-    when the client is created; `with_options` changes the limits for some calls. `sleep` is
+    when the client is created; `key="secondary"` takes the API key from
+    `SAMA_SECONDARY_API_KEY` instead of `SAMA_API_KEY`; `with_options` changes the limits for some calls. `sleep` is
     how retries and batch look-ups wait (tests pass a function that records the wait instead).
     """
 
@@ -361,6 +426,7 @@ class SamaClient(_ClientBase):
         deadline: float | None = None,
         max_answer_bytes: int | None = None,
         batch_lookup_seconds: float | None = None,
+        key: KeyName = "primary",
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -369,6 +435,7 @@ class SamaClient(_ClientBase):
             base_url,
             dpp_url,
             dpp_key,
+            key,
             timeout=timeout,
             max_retries=max_retries,
             deadline=deadline,
@@ -406,8 +473,10 @@ class SamaClient(_ClientBase):
     def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
         wait = self._time_for_attempt(call, attempts, deadline)
+        content = _chunks(call.body, call.progress) if call.progress and call.body else None
         try:
-            response = self._http.send(self._request(self._http, call, wait), stream=True)
+            request = self._request(self._http, call, wait, content)
+            response = self._http.send(request, stream=True)
             try:
                 reader = AnswerReader(call, response, self._config.max_answer_bytes)
                 for chunk in response.iter_bytes():
@@ -533,15 +602,30 @@ class SamaClient(_ClientBase):
         priority: int | None = None,
         submit: bool | None = None,
         notification_email: str | None = None,
+        via: Via = "auto",
+        check_schema: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[str]:
         """Create tasks from their `data` mappings; return the new batches' ids.
 
-        More than 1,000 tasks are split into batches of 1,000. A creation is never sent twice:
-        when its answer is lost, the batch is looked up by `client_batch_id` (which must be
-        new: a used one is refused with `SamaBatchIdInUseError`, before anything is sent),
-        and `SamaBatchOutcomeUnknownError` is raised when it is not found in time or there is
-        no `client_batch_id`. See the docs' "Creating tasks safely".
+        `via="auto"` sends up to 1,000 tasks in the request body and more as a file (one
+        batch of any size: `tasks_file_name`, a PUT of the file, then `continue`); "body"
+        splits any number into batches of 1,000, "file" always uploads. A creation is never
+        sent twice: when its answer is lost, the batch is looked up by `client_batch_id`
+        (which must be new: a used one is refused with `SamaBatchIdInUseError`, before
+        anything is sent), and `SamaBatchOutcomeUnknownError` is raised when it is not found
+        in time or there is no `client_batch_id`. See the docs' "Creating tasks safely".
+
+        `check_schema` checks every task's data against the project's creation schema first
+        (`SamaTaskDataError` lists every problem; nothing is sent). `progress` is called with
+        (bytes sent, bytes in all) as the tasks go out.
         """
+        tasks = list(tasks)
+        if check_schema:
+            schema = self.get_creation_schema(pid)
+            problems = task_data_problems(tasks, schema)
+            if problems:
+                raise refuse_task_data(pid, problems, len(tasks))
         plan = BatchPlan(
             self._endpoints,
             pid,
@@ -550,10 +634,16 @@ class SamaClient(_ClientBase):
             priority=priority,
             submit=submit,
             notification_email=notification_email,
+            via=via,
         )
         if plan.in_use is not None:
             plan.check_not_in_use(self._send(plan.in_use.first_call()))
+        if plan.by_file:
+            return [self._create_by_file(plan, progress)]
         created: list[str] = []
+        sent, total = 0, plan.total_bytes
+        if progress is not None:
+            progress(sent, total)
         for part in plan.parts:
             try:
                 batch_id = self._send(part.call)
@@ -562,11 +652,36 @@ class SamaClient(_ClientBase):
                     raise
                 batch_id = self._find_lost_batch(plan, part, created, error)
             created.append(batch_id)
+            sent += plan.part_bytes(part)
+            if progress is not None:
+                progress(sent, total)
         return created
 
-    def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:
-        """Fetch a batch-creation job's status and tasks."""
-        return self._send(self._endpoints.batch(pid, batch_id))
+    def _create_by_file(self, plan: BatchPlan, progress: Callable[[int, int], None] | None) -> str:
+        upload = self._send(plan.file_start)
+        self._send(self._endpoints.upload_tasks(upload.tasks_put_url, plan.file_content, progress))
+        part = plan.continue_part(upload.batch_id)
+        try:
+            self._send(part.call)
+        except SamaError as error:
+            if not plan.answer_lost(error):
+                raise
+            return self._find_lost_batch(plan, part, [], error)
+        return upload.batch_id
+
+    def get_batch(
+        self, pid: str | int, batch_id: str | int, *, omit_failed_task_data: bool = False
+    ) -> Batch:
+        """Fetch a batch-creation job's status and every task record, page by page.
+
+        `omit_failed_task_data` leaves out the data of tasks that failed creation (their
+        errors stay).
+        """
+        pages = [self._send(self._endpoints.batch_page(pid, batch_id, 1, omit_failed_task_data))]
+        while len(pages[-1].tasks) >= MAX_BATCH_TASKS:
+            call = self._endpoints.batch_page(pid, batch_id, len(pages) + 1, omit_failed_task_data)
+            pages.append(self._send(call))
+        return whole_batch(pages)
 
     def cancel_batch(self, pid: str | int, batch_id: str | int) -> dict[str, Any]:
         """Cancel a batch-creation job; return SamaHub's answer."""
@@ -614,6 +729,7 @@ class AsyncSamaClient(_ClientBase):
         deadline: float | None = None,
         max_answer_bytes: int | None = None,
         batch_lookup_seconds: float | None = None,
+        key: KeyName = "primary",
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -622,6 +738,7 @@ class AsyncSamaClient(_ClientBase):
             base_url,
             dpp_url,
             dpp_key,
+            key,
             timeout=timeout,
             max_retries=max_retries,
             deadline=deadline,
@@ -658,9 +775,11 @@ class AsyncSamaClient(_ClientBase):
     async def _attempt(self, call: Call[T], attempts: Attempts, deadline: Deadline) -> T:
         attempts.count += 1
         wait = self._time_for_attempt(call, attempts, deadline)
+        content = _achunks(call.body, call.progress) if call.progress and call.body else None
         try:
             async with asyncio.timeout(deadline.remaining()):
-                response = await self._http.send(self._request(self._http, call, wait), stream=True)
+                request = self._request(self._http, call, wait, content)
+                response = await self._http.send(request, stream=True)
                 try:
                     reader = AnswerReader(call, response, self._config.max_answer_bytes)
                     async for chunk in response.aiter_bytes():
@@ -817,8 +936,17 @@ class AsyncSamaClient(_ClientBase):
         priority: int | None = None,
         submit: bool | None = None,
         notification_email: str | None = None,
+        via: Via = "auto",
+        check_schema: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[str]:
         """Create tasks from their `data` mappings; return the new batches' ids."""
+        tasks = list(tasks)
+        if check_schema:
+            schema = await self.get_creation_schema(pid)
+            problems = task_data_problems(tasks, schema)
+            if problems:
+                raise refuse_task_data(pid, problems, len(tasks))
         plan = BatchPlan(
             self._endpoints,
             pid,
@@ -827,10 +955,16 @@ class AsyncSamaClient(_ClientBase):
             priority=priority,
             submit=submit,
             notification_email=notification_email,
+            via=via,
         )
         if plan.in_use is not None:
             plan.check_not_in_use(await self._send(plan.in_use.first_call()))
+        if plan.by_file:
+            return [await self._create_by_file(plan, progress)]
         created: list[str] = []
+        sent, total = 0, plan.total_bytes
+        if progress is not None:
+            progress(sent, total)
         for part in plan.parts:
             try:
                 batch_id = await self._send(part.call)
@@ -839,11 +973,37 @@ class AsyncSamaClient(_ClientBase):
                     raise
                 batch_id = await self._find_lost_batch(plan, part, created, error)
             created.append(batch_id)
+            sent += plan.part_bytes(part)
+            if progress is not None:
+                progress(sent, total)
         return created
 
-    async def get_batch(self, pid: str | int, batch_id: str | int) -> Batch:
-        """Fetch a batch-creation job's status and tasks."""
-        return await self._send(self._endpoints.batch(pid, batch_id))
+    async def _create_by_file(
+        self, plan: BatchPlan, progress: Callable[[int, int], None] | None
+    ) -> str:
+        upload = await self._send(plan.file_start)
+        await self._send(
+            self._endpoints.upload_tasks(upload.tasks_put_url, plan.file_content, progress)
+        )
+        part = plan.continue_part(upload.batch_id)
+        try:
+            await self._send(part.call)
+        except SamaError as error:
+            if not plan.answer_lost(error):
+                raise
+            return await self._find_lost_batch(plan, part, [], error)
+        return upload.batch_id
+
+    async def get_batch(
+        self, pid: str | int, batch_id: str | int, *, omit_failed_task_data: bool = False
+    ) -> Batch:
+        """Fetch a batch-creation job's status and every task record, page by page."""
+        first = self._endpoints.batch_page(pid, batch_id, 1, omit_failed_task_data)
+        pages = [await self._send(first)]
+        while len(pages[-1].tasks) >= MAX_BATCH_TASKS:
+            call = self._endpoints.batch_page(pid, batch_id, len(pages) + 1, omit_failed_task_data)
+            pages.append(await self._send(call))
+        return whole_batch(pages)
 
     async def cancel_batch(self, pid: str | int, batch_id: str | int) -> dict[str, Any]:
         """Cancel a batch-creation job; return SamaHub's answer."""

@@ -27,6 +27,7 @@ __all__ = [
     "SamaNotFoundError",
     "SamaRateLimitError",
     "SamaServerError",
+    "SamaTaskDataError",
     "SamaTransportError",
     "SamaValidationError",
 ]
@@ -112,6 +113,26 @@ class SamaValidationError(SamaError):
     """SamaHub rejected the request's content (400/422)."""
 
     hint = "fix the values SamaHub names; see the API reference for the expected shape"
+
+
+class SamaTaskDataError(SamaValidationError):
+    """Tasks' `data` break the project's creation schema; checked before anything is sent.
+
+    `problems` holds one line per problem: `tasks[3].data.url: found 3; expected a string`.
+    """
+
+    hint = (
+        "fix the inputs named (the project's schema: get_creation_schema(pid), or"
+        " libnar task schema PID)"
+    )
+
+    def __init__(self, summary: str, problems: list[str], **kwargs: Any) -> None:
+        super().__init__(summary, **kwargs)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        lines = "".join(f"\n  {problem}" for problem in self.problems)
+        return f"{self.summary}; {self.hint}:{lines}"
 
 
 class SamaRateLimitError(SamaError):

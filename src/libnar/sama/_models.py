@@ -42,7 +42,7 @@ class Batch(_Answer):
     """A batch-creation job and its tasks (`GET /projects/{pid}/batches/{bid}.json`).
 
     `tasks` holds SamaHub's per-task creation records as sent (ids, and the data of tasks that
-    failed), not delivery-format tasks.
+    failed, unless asked with `omit_failed_task_data`), not delivery-format tasks.
     """
 
     id: str | None = None
@@ -65,3 +65,19 @@ class BatchCreated(_Answer):
     batch_id: str = Field(validation_alias=AliasChoices("batch_id", "id"))
 
     _id = field_validator("batch_id", mode="before")(_id_as_str)
+
+
+class BatchUpload(_Answer):
+    """The answer to starting a batch by file: its id and where to PUT the tasks file."""
+
+    batch_id: str = Field(validation_alias=AliasChoices("batch_id", "id"))
+    tasks_put_url: str
+
+    _id = field_validator("batch_id", mode="before")(_id_as_str)
+
+
+def whole_batch(pages: list[Batch]) -> Batch:
+    """One `Batch` from the pages of its status: the first page's fields, every task record."""
+    first = pages[0]
+    rows = [row for page in pages for row in page.tasks]
+    return first.model_copy(update={"tasks": rows})

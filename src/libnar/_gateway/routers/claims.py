@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Path
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from libnar._gateway._answers import ErrorAnswer
@@ -31,12 +32,12 @@ async def get_claim(
     service: Service,
     claim_id: Annotated[str, Path(max_length=64, description="The body's SHA-256 (hex).")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> FileResponse:
+) -> Response:
     """The event as kept; 401 unless the bearer is this claim's token, checked first so an
     unauthenticated caller learns nothing about what is kept."""
     if not service.claims.is_authorized(claim_id, credentials.credentials if credentials else None):
         raise Unauthorized("claim token missing or wrong", bearer=True)
-    path = service.claims.path_of(claim_id)
-    if path is None:
+    body = await anyio.to_thread.run_sync(service.claims.body_of, claim_id)
+    if body is None:
         raise Rejected(404, "the claim is no longer kept (LIBNAR_CLAIM_RETENTION_DAYS)")
-    return FileResponse(path, media_type="application/json")
+    return Response(body, media_type="application/json")

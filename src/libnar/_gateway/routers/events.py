@@ -6,9 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.background import BackgroundTask
 
-from libnar._gateway._answers import TRIGGER_ERRORS, RunAnswer
+from libnar._gateway._answers import ACCEPTED, TRIGGER_ERRORS, RunAnswer
 from libnar._gateway._dependencies import DppKey, RequestBody, Service, WebhookToken
 from libnar._gateway._service import Rejected
 from libnar.events import (
@@ -64,14 +63,18 @@ async def _run(
     if prepared.body is not None:
         audit.update(claim_bytes=len(prepared.body))
     accepted = await service.accept(prepared)
-    audit.update(flow_run_id=accepted.run.flow_run_id, duplicate=accepted.run.duplicate)
-    return JSONResponse(accepted.body(), background=BackgroundTask(service.finish, accepted))
+    audit.update(
+        outcome="duplicate" if accepted.duplicate else "accepted",
+        duplicate=accepted.duplicate,
+        flow_run_id=accepted.run.flow_run_id if accepted.run else None,
+    )
+    return JSONResponse(accepted.body(), status_code=accepted.status)
 
 
 @router.post(
     "/webhook-event",
     response_model=RunAnswer,
-    responses=TRIGGER_ERRORS,
+    responses={**ACCEPTED, **TRIGGER_ERRORS},
     openapi_extra=_body_schema("WebhookEvent"),
     summary="Trigger the flow a webhook token names",
 )
@@ -86,7 +89,7 @@ async def webhook_event(
 @router.post(
     "/dpp-event",
     response_model=RunAnswer,
-    responses=TRIGGER_ERRORS,
+    responses={**ACCEPTED, **TRIGGER_ERRORS},
     openapi_extra=_body_schema("DppEvent"),
     dependencies=[DppKey],
     summary="Trigger the flow a DPP request names",

@@ -1,12 +1,13 @@
-"""Liveness and readiness, for load balancers and orchestrators."""
+"""Liveness, readiness and metrics, for load balancers, orchestrators and Prometheus."""
 
 from __future__ import annotations
 
 import anyio
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from libnar._gateway._dependencies import Service
+from libnar._gateway._metrics import CONTENT_TYPE
 
 __all__ = ["router"]
 
@@ -28,3 +29,16 @@ async def ready(service: Service) -> JSONResponse:
         "outbox": await anyio.to_thread.run_sync(service.outbox.is_writable),
     }
     return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus' text format."}},
+)
+async def metrics(service: Service) -> Response:
+    """Events by outcome, the backlog, accept-to-run time, Prefect calls, connections (every
+    worker's with `--workers N`); see the gateway docs for each metric."""
+    body = await anyio.to_thread.run_sync(service.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE)
