@@ -22,6 +22,14 @@ TEST_EXTRA_MODULES = (
     "material",
     "mypy",
     "pycocotools",
+    # The toolbox's test servers and the cloud/database extras the test extra pulls in.
+    "moto",
+    "gcp_storage_emulator",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "boto3",
+    "psycopg",
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_core import PydanticUseDefault
@@ -288,6 +288,177 @@ class Settings(BaseSettings):
         " e.g. `python:{pyver}-slim`; unset: the NPS base image"
         " `<LIBNAR_IMAGE_REGISTRY>/nps-base:py<pyver>`.",
         default=None,
+    )
+
+    # ----------------------------------------------------------------------------------------
+    # The flow toolbox: libnar.storage, libnar.secrets, libnar.slack, libnar.db. Explicit
+    # arguments (`filesystem(url, key=...)`, `send_message(..., token=...)`) override these.
+    # ----------------------------------------------------------------------------------------
+
+    # Storage, per URL scheme (s3://, gs://, az:// and abfs://)
+    s3_endpoint_url: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_S3_ENDPOINT_URL",
+        "Endpoint of an S3-compatible store for `s3://` URLs (MinIO, a test server); unset:"
+        " AWS itself.",
+        default=None,
+    )
+    s3_region: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_S3_REGION", "AWS region of `s3://` buckets; unset: the AWS default.", default=None
+    )
+    s3_profile: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_S3_PROFILE",
+        "AWS profile (`~/.aws/config`) for `s3://` URLs; unset: the AWS default chain.",
+        default=None,
+    )
+    s3_access_key_id: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_S3_ACCESS_KEY_ID",
+        "AWS access key id for `s3://` URLs, with `LIBNAR_S3_SECRET_ACCESS_KEY`; unset: the"
+        " profile or the AWS default chain.",
+        default=None,
+    )
+    s3_secret_access_key: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_S3_SECRET_ACCESS_KEY",
+        "AWS secret access key for `s3://` URLs.",
+        default=None,
+    )
+    gcs_project: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_GCS_PROJECT", "Google Cloud project of `gs://` buckets.", default=None
+    )
+    gcs_token: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_GCS_TOKEN",
+        "Credentials for `gs://` URLs: the path of a service-account JSON file,"
+        " `google_default` or `anon`; unset: gcsfs's default lookup.",
+        default=None,
+    )
+    gcs_endpoint_url: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_GCS_ENDPOINT_URL",
+        "Endpoint of a GCS-compatible store for `gs://` URLs (an emulator); unset: Google itself.",
+        default=None,
+    )
+    azure_account_name: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_AZURE_ACCOUNT_NAME",
+        "Azure storage account of `az://`/`abfs://` URLs.",
+        default=None,
+    )
+    azure_account_key: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_AZURE_ACCOUNT_KEY",
+        "Azure storage account key; unset: the connection string or Azure's default credential.",
+        default=None,
+    )
+    azure_connection_string: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_AZURE_CONNECTION_STRING",
+        "Azure storage connection string (takes the place of account name and key).",
+        default=None,
+    )
+    workdir: Path | None = _env(
+        "LIBNAR_WORKDIR",
+        "Folder `libnar.storage.workdir()` returns; unset: the attached disk, the image's"
+        " folder or a temp folder, in that order.",
+        default=None,
+    )
+    attached_disk: Path = _env(
+        "LIBNAR_ATTACHED_DISK",
+        "Where a `giver` run's attached disk (`disk` in `[sama-build]`) is mounted;"
+        " `workdir()` uses it when it exists.",
+        default=Path("/mnt/disk"),
+    )
+    image_workdir: Path = _env(
+        "LIBNAR_IMAGE_WORKDIR",
+        "The flow image's folder (runs start in `<it>/<package>`); `workdir()` uses"
+        " `<it>/work` when there is no attached disk and it is writable.",
+        default=Path("/opt/prefect"),
+    )
+
+    # Secrets (libnar.secrets.get_secret)
+    secret_sources: Annotated[
+        list[Literal["env", "prefect", "aws", "gcp"]], NoDecode, BeforeValidator(_split_commas)
+    ] = _env(
+        "LIBNAR_SECRET_SOURCES",
+        "Where `get_secret` looks, in order (comma-separated): `env` (`LIBNAR_SECRET_<NAME>`),"
+        " `prefect` (Secret blocks), `aws` (Secrets Manager), `gcp` (Secret Manager).",
+        default=["env", "prefect", "aws", "gcp"],
+    )
+    aws_secrets_region: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_AWS_SECRETS_REGION",
+        "AWS region of Secrets Manager; unset: the AWS default (no region: the store is skipped).",
+        default=None,
+    )
+    aws_secrets_profile: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_AWS_SECRETS_PROFILE",
+        "AWS profile for Secrets Manager; unset: the AWS default chain.",
+        default=None,
+    )
+    aws_secrets_endpoint_url: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_AWS_SECRETS_ENDPOINT_URL",
+        "Endpoint of Secrets Manager (a test server); unset: AWS itself.",
+        default=None,
+    )
+    gcp_secrets_project: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_GCP_SECRETS_PROJECT",
+        "Google Cloud project of Secret Manager; unset: the store is skipped.",
+        default=None,
+    )
+
+    # Slack (libnar.slack.send_message)
+    slack_token: Annotated[SecretStr | None, Unblank] = _env(
+        "LIBNAR_SLACK_TOKEN",
+        "Slack bot token (`xoxb-...`); unset: `get_secret` of `LIBNAR_SLACK_TOKEN_SECRET`.",
+        default=None,
+    )
+    slack_token_secret: str = _env(
+        "LIBNAR_SLACK_TOKEN_SECRET",
+        "Name of the secret holding the Slack token when `LIBNAR_SLACK_TOKEN` is unset.",
+        default="slack-token",
+    )
+    slack_api_url: Annotated[str, Unblank] = _env(
+        "LIBNAR_SLACK_API_URL", "Base URL of Slack's Web API.", default="https://slack.com/api"
+    )
+    slack_timeout: float = _env(
+        "LIBNAR_SLACK_TIMEOUT",
+        "Seconds to wait for Slack to connect or answer.",
+        default=30.0,
+        gt=0,
+    )
+    slack_max_retries: int = _env(
+        "LIBNAR_SLACK_MAX_RETRIES",
+        "Times a rate-limited Slack call is retried after the `Retry-After` Slack asks for.",
+        default=3,
+        ge=0,
+    )
+    slack_max_retry_after: float = _env(
+        "LIBNAR_SLACK_MAX_RETRY_AFTER",
+        "Longest `Retry-After` (seconds) libnar waits; a longer one raises `SlackRateLimitError`.",
+        default=120.0,
+        ge=0,
+    )
+
+    # Databases (libnar.db.create_engine)
+    db_secret: Annotated[str | None, Unblank] = _env(
+        "LIBNAR_DB_SECRET",
+        "Name of the secret holding the database connection (a JSON object or a URL) when"
+        " `create_engine()` is given none.",
+        default=None,
+    )
+    db_pool_size: int = _env(
+        "LIBNAR_DB_POOL_SIZE", "Connections a database engine keeps open.", default=5, ge=1
+    )
+    db_max_overflow: int = _env(
+        "LIBNAR_DB_MAX_OVERFLOW",
+        "Connections an engine may open beyond the pool at busy times.",
+        default=10,
+        ge=0,
+    )
+    db_pool_recycle_seconds: float = _env(
+        "LIBNAR_DB_POOL_RECYCLE_SECONDS",
+        "Seconds after which a pooled database connection is replaced.",
+        default=1800.0,
+        gt=0,
+    )
+    db_connect_timeout: int = _env(
+        "LIBNAR_DB_CONNECT_TIMEOUT",
+        "Seconds to wait for the database to accept a connection.",
+        default=10,
+        ge=1,
     )
 
 

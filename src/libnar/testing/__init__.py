@@ -7,6 +7,12 @@ Fixtures:
         the flow heartbeat off; flows called in tests (and `libnar` subprocesses) use it.
     postgres_server: one real PostgreSQL server on 127.0.0.1 for the session (skipped, with
         the reason, where the server binaries are not installed); see `PostgresServer`.
+    moto_server, s3_bucket: moto's standalone server (S3, Secrets Manager) for the session,
+        and a new bucket per test with the settings pointing at it; see `MotoServer`.
+    gcs_emulator, gs_bucket: a GCS emulator and a new bucket per test; see `GcsEmulator`.
+    azurite, az_container: Azurite (npm) and a new container per test, skipped with the
+        reason where Node.js or the install is unavailable; see `Azurite`.
+    fake_slack: a fake of Slack's Web API on 127.0.0.1 for one test; see `FakeSlack`.
 
 Helpers (re-exported from the local stack, `libnar._local_stack`, which `libnar dev` runs
 without the test extra): `PrefectServer`, `GatewayProcess`, `free_port`, `FakeSamaHub`,
@@ -40,21 +46,46 @@ from libnar._local_stack import (
 )
 from libnar.testing._build import assert_build_valid
 from libnar.testing._fixtures_samahub import fake_samahub
+from libnar.testing._fixtures_toolbox import (
+    az_container,
+    azurite,
+    fake_slack,
+    gcs_emulator,
+    gs_bucket,
+    moto_server,
+    s3_bucket,
+)
 from libnar.testing._postgres import PostgresServer, PostgresUnavailable
 
 if TYPE_CHECKING:
     from libnar._local_stack import FakeCall, FakeSamaHub, serve_fake_samahub
+    from libnar.testing._azurite import Azurite, AzuriteUnavailable
+    from libnar.testing._gcs import GcsEmulator
+    from libnar.testing._moto import MotoServer
+    from libnar.testing._slack import FakeSlack, SlackCall, SlackMessage
 
 __all__ = [
+    "Azurite",
+    "AzuriteUnavailable",
     "FakeCall",
     "FakeSamaHub",
+    "FakeSlack",
     "GatewayProcess",
+    "GcsEmulator",
+    "MotoServer",
     "PostgresServer",
     "PrefectServer",
+    "SlackCall",
+    "SlackMessage",
     "assert_build_valid",
+    "az_container",
+    "azurite",
     "box",
     "fake_samahub",
+    "fake_slack",
     "free_port",
+    "gcs_emulator",
+    "gs_bucket",
     "make_creation_schema",
     "make_delivery_schema",
     "make_dpp_event",
@@ -62,15 +93,23 @@ __all__ = [
     "make_task_id",
     "make_video_answers",
     "make_webhook_event",
+    "moto_server",
     "postgres_server",
     "prefect_server",
+    "s3_bucket",
     "serve_fake_samahub",
 ]
 
 # Imported on first access only: the fake costs more to import than the rest together.
 __getattr__ = lazy_exports(
     __name__,
-    {"libnar._local_stack": ["FakeCall", "FakeSamaHub", "serve_fake_samahub"]},
+    {
+        "libnar._local_stack": ["FakeCall", "FakeSamaHub", "serve_fake_samahub"],
+        "libnar.testing._azurite": ["Azurite", "AzuriteUnavailable"],
+        "libnar.testing._gcs": ["GcsEmulator"],
+        "libnar.testing._moto": ["MotoServer"],
+        "libnar.testing._slack": ["FakeSlack", "SlackCall", "SlackMessage"],
+    },
 )
 
 
