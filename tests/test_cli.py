@@ -425,6 +425,7 @@ COMMANDS = [
     ["deploy"],
     ["deploy-json"],
     ["run"],
+    ["trigger"],
     ["dev"],
     ["task"],
     ["task", "get"],

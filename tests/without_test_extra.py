@@ -29,6 +29,7 @@ TEST_EXTRA_MODULES = (
     "gcsfs",
     "adlfs",
     "boto3",
+    "botocore",
     "psycopg",
 )
 

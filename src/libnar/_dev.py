@@ -207,8 +207,13 @@ def _apply_locally(
     template = {"local": base_job_template("local", python=sys.executable)}
     for package, plan in plans:
         try:
+            # No automations: escalation calls the gateway, which starts after this.
             changes = apply_plan_sync(
-                plan, create_pools=True, schedules_active=False, pool_templates=template
+                plan,
+                create_pools=True,
+                schedules_active=False,
+                pool_templates=template,
+                automations=False,
             )
         except DeployError as exc:
             raise DevError(str(exc)) from None

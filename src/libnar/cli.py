@@ -416,7 +416,11 @@ def deploy(
         ),
     ] = False,
 ) -> None:
-    """Create or update the deployments of flow packages on PREFECT_API_URL.
+    """Create or update the deployments of flow packages on PREFECT_API_URL, and their automations.
+
+    `[sama-build] escalate` and `notify` become Prefect automations named
+    "libnar:FLOW/DEPLOYMENT:...", kept in step (escalation needs LIBNAR_GATEWAY_PUBLIC_URL
+    and LIBNAR_GATEWAY_ADMIN_KEY).
 
     The deployments run each package's image, which must be built and pushed already:
     `prefect deploy --all` in the package (after `libnar build`) builds, pushes and deploys.
@@ -426,18 +430,26 @@ def deploy(
     packages = _valid_or_exit(paths or [Path("flows")])
     _require_prefect_api("deployments would go to a temporary local server and be lost")
     table = Table("flow", "deployment", "change", "id")
-    style = {"created": "green", "updated": "yellow", "unchanged": "dim"}
+    style = {"created": "green", "updated": "yellow", "unchanged": "dim", "deleted": "red"}
     images = []
+    automations: list[Any] = []
     try:
         for package in packages:
             plan = make_plan(package)
             for change in apply_plan_sync(plan, create_pools=create_pools):
                 action = Text(change.action, style=style[change.action])
                 table.add_row(change.flow_name, change.name, action, str(change.deployment_id))
+                automations.extend(change.automations)
             images.append((package.root, plan.image))
     except DeployError as error:
         raise fail(str(error), 1) from None
     out.print(table, soft_wrap=False)
+    for automation in automations:
+        out.print(
+            Text.assemble(
+                "automation ", automation.name, ": ", (automation.action, style[automation.action])
+            )
+        )
     for root, image in images:
         status = image_status(image)
         if status == "found":
@@ -659,6 +671,85 @@ def run(
         raise fail(done.state.message or f"the run ended {done.state.name}", 1)
     out.print("result:", highlight=False)
     print(pydantic_core.to_json(done.result(), indent=2, fallback=repr).decode())
+
+
+@app.command(cls=_Command)
+def trigger(
+    flow: Annotated[str, typer.Argument(metavar="FLOW", help="The flow name.")],
+    event: Annotated[
+        Path,
+        typer.Option(
+            "--event", "-e", metavar="FILE", help="A JSON file with the event (webhook or DPP)."
+        ),
+    ],
+    deployment: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="The deployment (default FLOW_deploy)."),
+    ] = None,
+    amount: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PRESET",
+            help="The run's resources: very-low, low, med, high, or custom (with --param"
+            " cpu=... --param memory=...).",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="A run parameter (JSON when it parses as JSON, else text); special ones too"
+            " (cpu, memory, disk, no_round). Repeat for more.",
+        ),
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option(help="Follow the run to its final state; exit 1 unless Completed.")
+    ] = False,
+) -> None:
+    """Create one run of a deployment on PREFECT_API_URL for an event, as the gateway would.
+
+    Exactly once per event: the same event with the same parameters lands on the run that
+    exists. Prints the run's id and its UI link (PREFECT_UI_URL).
+    """
+    import json
+
+    from libnar._gateway._trigger import TriggerError
+    from libnar.trigger import TriggerRefused, trigger_run, watch_run
+
+    _require_prefect_api("the run would go to a temporary local server and be lost")
+    parameters: dict[str, Any] = {}
+    for text in param or []:
+        key, value = _split_param(text)
+        try:
+            parameters[key] = json.loads(value)
+        except ValueError:
+            parameters[key] = value
+    try:
+        run = trigger_run(flow, event, deployment=deployment, amount=amount, parameters=parameters)
+    except TriggerRefused as exc:
+        raise fail(str(exc)) from None
+    except TriggerError as exc:
+        raise fail(str(exc), 1) from None
+    out.print(Text.assemble("run:      ", (run.flow_run_name, "bold")))
+    out.print(Text(f"id:       {run.flow_run_id}"))
+    if run.duplicate:
+        out.print(Text("          (this event was triggered before: its run is the one above)"))
+    if run.job_variables:
+        shown = ", ".join(f"{k}={v}" for k, v in run.job_variables.items())
+        out.print(Text(f"resources: {shown}"))
+    if run.ui_url:
+        out.print(Text(f"ui:       {run.ui_url}"))
+    if not watch:
+        return
+
+    def said(state: Any) -> None:
+        out.print(Text(f"state:    {state.name}"))
+
+    final = watch_run(run.flow_run_id, on_state=said)
+    if not final.is_completed():
+        raise fail(final.message or f"the run ended {final.name}", 1)
 
 
 # -- libnar task ---------------------------------------------------------------------------

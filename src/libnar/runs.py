@@ -1,7 +1,10 @@
 """The rules of a run, in one place: what the flow, the gateway and `libnar run` all apply.
 
-- **Special parameters** (`dep_name`, `no_round`): accepted by every NPS flow, checked here,
-  never passed to the flow function.
+- **Special parameters** (`dep_name`, `no_round`, and the run's resources `amount`, `cpu`,
+  `memory`, `disk`): accepted by every NPS flow, checked here, never passed to the flow
+  function. Resources are checked for form here and against the deployment's infra with the
+  build's rules (`libnar.resources`); they become the run's job variables and its
+  `amount:<preset>` tag.
 - **Task references** (`project_id`, `task_id`, `round`, or the earlier `param` wrapper): what a
   scheduled or manual run carries instead of an event.
 - **The event parameter**: the parameter annotated with an event model, under any name. Its
@@ -36,14 +39,17 @@ from libnar.events import (
     short_text,
 )
 from libnar.naming import check_deployment_name
+from libnar.resources import RESOURCE_PARAMETERS, RunResources, parse_run_resources
 
 __all__ = [
     "CLAIM_KEY",
     "EVENT_SCHEMA_MARK",
     "LEGACY_PARAMETER",
     "REFERENCE_PARAMETERS",
+    "RESOURCE_PARAMETERS",
     "SPECIAL_PARAMETERS",
     "ClaimReference",
+    "RunResources",
     "RunSubject",
     "SpecialValues",
     "canonical_json",
@@ -56,7 +62,7 @@ __all__ = [
 ]
 
 #: Parameters every NPS flow accepts that choose how the run is made; never given to the flow.
-SPECIAL_PARAMETERS = ("dep_name", "no_round")
+SPECIAL_PARAMETERS = ("dep_name", "no_round", *RESOURCE_PARAMETERS)
 #: Parameters that point at a task to fetch when no event is given (scheduled and manual runs).
 REFERENCE_PARAMETERS = ("project_id", "task_id", "round")
 #: The earlier system's wrapper: `{"param": {"project_id", "task_id", "round"?, ...extra}}`.
@@ -78,6 +84,8 @@ class SpecialValues(NamedTuple):
 
     dep_name: str | None = None
     no_round: bool = False
+    resources: RunResources | None = None
+    """The run's own resources (`amount`, `cpu`, `memory`, `disk`), None: the deployment's."""
 
 
 def split_special_parameters(
@@ -92,7 +100,13 @@ def split_special_parameters(
     rest = dict(parameters)
     dep_name = rest.pop("dep_name", None)
     no_round = rest.pop("no_round", False)
+    resource_values = {k: rest.pop(k) for k in RESOURCE_PARAMETERS if k in rest}
     problems: list[EventProblem] = []
+    resources, resource_problems = parse_run_resources(resource_values)
+    problems += [
+        EventProblem(path=f"{prefix}{key}", found=found, expected=expected)
+        for key, found, expected in resource_problems
+    ]
     if dep_name is not None:
         problem = (
             check_deployment_name(dep_name)
@@ -111,7 +125,7 @@ def split_special_parameters(
             )
         )
         no_round = False
-    return rest, SpecialValues(dep_name, no_round), problems
+    return rest, SpecialValues(dep_name, no_round, resources), problems
 
 
 # -- the event parameter -------------------------------------------------------------------
@@ -226,10 +240,12 @@ def run_tags(
     event: WebhookEvent | DppEvent | Task | TaskReference | ClaimReference,
     *,
     no_round: bool = False,
+    resources: RunResources | None = None,
 ) -> list[str]:
-    """Prefect tags for the run: `project:`, `task:`, `source:`, `state:`, `round:`.
+    """Prefect tags for the run: `project:`, `task:`, `source:`, `state:`, `round:`, `amount:`.
 
-    `no_round` drops the round tag (the earlier system's `no_round` parameter).
+    `no_round` drops the round tag (the earlier system's `no_round` parameter); `resources`,
+    a run's own resources, add `amount:<preset>`.
     """
     subject = subject_of(event)
     tags = [f"project:{subject.project_id}", f"task:{subject.task_id}"]
@@ -239,6 +255,8 @@ def run_tags(
         tags.append(f"state:{subject.state}")
     if subject.round is not None and not no_round:
         tags.append(f"round:{subject.round}")
+    if resources is not None and resources.tag is not None:
+        tags.append(resources.tag)
     return tags
 
 

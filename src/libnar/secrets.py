@@ -142,14 +142,16 @@ def _from_prefect(name: str, settings: Settings) -> _Found:
 
 def _from_aws(name: str, settings: Settings) -> _Found:
     try:
-        import boto3
+        # botocore, not boto3: it comes with s3fs's aiobotocore at the version that pins, so
+        # the `aws` extra never makes pip reconcile boto3's botocore with aiobotocore's.
         import botocore.exceptions
+        import botocore.session
         from botocore.config import Config
     except ImportError:
         return None, "AWS Secrets Manager: skipped (pip install 'libnar[aws]')"
     try:
-        session = boto3.Session(profile_name=settings.aws_secrets_profile)
-        client = session.client(
+        session = botocore.session.Session(profile=settings.aws_secrets_profile)
+        client = session.create_client(
             "secretsmanager",
             region_name=settings.aws_secrets_region,
             endpoint_url=settings.aws_secrets_endpoint_url,

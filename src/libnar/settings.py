@@ -277,6 +277,32 @@ class Settings(BaseSettings):
         ' e.g. `{"narpool-aws-us": "staging-ecs"}`.',
         default_factory=dict,
     )
+    giver_max_cpu: str = _env(
+        "LIBNAR_GIVER_MAX_CPU",
+        "The most vCPU one run may ask for on the `giver` Kubernetes infra (what a node can give"
+        " a pod), checked by `[sama-build]` and per-run `cpu`/`amount` alike.",
+        default="8",
+        pattern=r"^[0-9]+(\.[0-9]+)?$",
+    )
+    giver_max_memory: str = _env(
+        "LIBNAR_GIVER_MAX_MEMORY",
+        "The most memory one run may ask for on `giver` (e.g. `32Gi`), checked like"
+        " `LIBNAR_GIVER_MAX_CPU`.",
+        default="32Gi",
+        pattern=r"^[0-9]+(Mi|Gi)$",
+    )
+    gke_max_cpu: str = _env(
+        "LIBNAR_GKE_MAX_CPU",
+        "The most vCPU one run may ask for on the `gke` Kubernetes infra.",
+        default="8",
+        pattern=r"^[0-9]+(\.[0-9]+)?$",
+    )
+    gke_max_memory: str = _env(
+        "LIBNAR_GKE_MAX_MEMORY",
+        "The most memory one run may ask for on `gke` (e.g. `32Gi`).",
+        default="32Gi",
+        pattern=r"^[0-9]+(Mi|Gi)$",
+    )
     image_registry: str = _env(
         "LIBNAR_IMAGE_REGISTRY",
         "Registry and prefix of flow images: a flow runs `<registry>/<package>:<version>-py<pyver>`.",

@@ -103,7 +103,7 @@ def test_a_missing_extra_names_the_pip_install(
 
 def test_the_toolbox_imports_without_cloud_extras_or_prefect(tmp_path: Path) -> None:
     """`import libnar.storage` (and secrets, slack) works on a plain install, fast: no Prefect."""
-    for name in ("s3fs", "gcsfs", "adlfs", "boto3", "sqlalchemy", "psycopg"):
+    for name in ("s3fs", "gcsfs", "adlfs", "boto3", "botocore", "sqlalchemy", "psycopg"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("raise ImportError('not installed')\n")
     script = (

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from libnar._build._automations import AutomationChange
 from libnar._build._deploy_json import schedule_from_prefect, schedule_to_prefect
 from libnar._build._plan import DeploymentPlan, PackagePlan
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.responses import DeploymentResponse
+
+    from libnar.settings import Settings
 
 __all__ = [
     "DeployError",
@@ -45,6 +48,8 @@ class DeploymentChange(BaseModel):
     name: str
     action: Literal["created", "updated", "unchanged"]
     deployment_id: str
+    automations: list[AutomationChange] = []
+    """What happened to its automations (escalation, alerts), when they were applied."""
 
 
 async def apply_plan(
@@ -54,8 +59,14 @@ async def apply_plan(
     client: PrefectClient | None = None,
     schedules_active: bool = True,
     pool_templates: dict[str, dict[str, Any]] | None = None,
+    automations: bool = True,
+    settings: Settings | None = None,
 ) -> list[DeploymentChange]:
     """Create or update every deployment of `plan`; return what changed, in plan order.
+
+    With `automations`, each deployment's Prefect automations (`escalate`, `notify`) are made
+    to match the plan too (`libnar._build._automations`); `settings` give the gateway's URL
+    and admin key that escalation calls.
 
     A missing pool is created with libnar's base job template for its kind (`libnar pools
     show`). `pool_templates` (template kind -> template) are applied to their pools even when
@@ -73,6 +84,8 @@ async def apply_plan(
                 client=own_client,
                 schedules_active=schedules_active,
                 pool_templates=pool_templates,
+                automations=automations,
+                settings=settings,
             )
 
     await _ensure_pools_and_queues(client, plan.deployments, create_pools, pool_templates or {})
@@ -109,6 +122,22 @@ async def apply_plan(
                 deployment_id=str(deployment_id),
             )
         )
+    if automations:
+        from libnar._build._automations import sync_automations
+        from libnar.settings import get_settings
+
+        done = await sync_automations(
+            client,
+            plan,
+            {change.name: change.deployment_id for change in changes},
+            settings or get_settings(),
+        )
+        changes = [
+            change.model_copy(
+                update={"automations": [a for a in done if a.deployment == change.name]}
+            )
+            for change in changes
+        ]
     return changes
 
 
@@ -118,6 +147,8 @@ def apply_plan_sync(
     create_pools: bool = False,
     schedules_active: bool = True,
     pool_templates: dict[str, dict[str, Any]] | None = None,
+    automations: bool = True,
+    settings: Settings | None = None,
 ) -> list[DeploymentChange]:
     """`apply_plan` for code that is not async."""
     from prefect.utilities.asyncutils import run_coro_as_sync
@@ -128,6 +159,8 @@ def apply_plan_sync(
             create_pools=create_pools,
             schedules_active=schedules_active,
             pool_templates=pool_templates,
+            automations=automations,
+            settings=settings,
         )
     )
     assert changes is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,18 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from libnar.resources import (
+    DISK_LIMITS_MIB,
+    ECS_MEMORY_MIB,
+    PRESETS,
+    check_cpu_memory,
+    check_disk,
+    format_mib,
+    is_larger_preset,
+    parse_cpu,
+    parse_mib,
+)
+
 __all__ = [
     "DISK_LIMITS_MIB",
     "ECS_MEMORY_MIB",
@@ -32,6 +44,7 @@ __all__ = [
     "Amount",
     "Cloud",
     "Infra",
+    "NotifyEntry",
     "Region",
     "SamaBuild",
     "format_mib",
@@ -41,83 +54,59 @@ __all__ = [
 ]
 
 Amount = Literal["very-low", "low", "med", "high", "custom"]
+Preset = Literal["very-low", "low", "med", "high"]
 Infra = Literal["giver", "narwhal", "gke"]
 Cloud = Literal["aws", "gcp", "azure"]
 Region = Literal["us", "eu"]
 PyVer = Literal["3.9", "3.11", "3.13"]
-
-# amount -> (vCPU, memory in MiB); "custom" reads `cpu` and `memory` instead.
-PRESETS: dict[str, tuple[Decimal, int]] = {
-    "very-low": (Decimal("0.5"), 512),
-    "low": (Decimal(1), 2048),
-    "med": (Decimal(1), 4096),
-    "high": (Decimal(2), 4096),
-}
-
-# infra -> (smallest, largest, default) disk in MiB; None: no disk unless one is asked for.
-DISK_LIMITS_MIB: dict[str, tuple[int, int, int | None]] = {
-    "narwhal": (21 * 1024, 200 * 1024, 21 * 1024),  # base storage of the ECS task
-    "giver": (1024, 500 * 1024, None),  # a disk attached beside the fixed 8Gi
-    "gke": (1, 10 * 1024, None),  # ephemeral storage of the pod
-}
-_DISK_MEANING = {
-    "narwhal": "base storage",
-    "giver": "attached disk (beside the fixed 8Gi main storage)",
-    "gke": "ephemeral storage",
-}
-
-# ECS Fargate: CPU units -> the memory sizes (MiB) a task may ask for with that CPU.
-ECS_MEMORY_MIB: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
+NotifyState = Literal["failed", "crashed", "late"]
 
 # nps-ext -> the package the flow must depend on for that installer to work.
 NPS_EXTRAS: dict[str, str] = {"slam": "slamus"}
-
-_MIB_PATTERN = re.compile(r"^([0-9]+)(Mi|Gi)$")
-_CPU_PATTERN = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?|[0-9]+m)$")
-
-
-def parse_mib(text: str) -> int:
-    """`"4Gi"` -> 4096, `"512Mi"` -> 512; raise ValueError for any other form."""
-    match = _MIB_PATTERN.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"{json.dumps(text)} is not a size in Mi or Gi (e.g. \"512Mi\", \"4Gi\")")
-    number, unit = int(match.group(1)), match.group(2)
-    return number * 1024 if unit == "Gi" else number
-
-
-def format_mib(mib: int) -> str:
-    """1024 -> `"1Gi"`, 512 -> `"512Mi"`: the Kubernetes quantity of a size."""
-    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
-
-
-def parse_cpu(text: str) -> Decimal:
-    """`"2"` -> 2, `"0.5"` or `"500m"` -> 0.5; raise ValueError for any other form."""
-    value: Decimal | None = None
-    if _CPU_PATTERN.match(text):
-        try:
-            value = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
-            value = None
-    if value is None or value <= 0:
-        raise ValueError(
-            f"{json.dumps(text)} is not a CPU amount (vCPU, e.g. \"0.5\", \"2\" or \"500m\")"
-        )
-    return value
-
 
 _RESOURCE_EXAMPLES = {"cpu": 'vCPU, e.g. cpu = "2"', "memory": 'e.g. memory = "4Gi"'}
 
 
 def _context(info: ValidationInfo) -> dict[str, Any]:
     return info.context if isinstance(info.context, dict) else {}
+
+
+def _maxima(info: ValidationInfo) -> dict[str, tuple[str, str]] | None:
+    """The Kubernetes maxima the context gives (`"maxima"`), else None: the settings'."""
+    found = _context(info).get("maxima")
+    return found if isinstance(found, dict) else None
+
+
+def _failed_and_crashed() -> list[NotifyState]:
+    return ["failed", "crashed"]
+
+
+_BLOCK_SLUG = re.compile(r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
+
+
+class NotifyEntry(BaseModel):
+    """One alert of `[sama-build] notify`: which run states, through which notification block.
+
+    `block` names a Prefect notification block as `<block type>/<block name>`, e.g.
+    `slack-webhook/nps-alerts`, `ms-teams-webhook/ops`, `email/oncall` or
+    `custom-webhook/pager`; the block is made once in Prefect (UI or code), `libnar deploy`
+    points an automation at it.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    on: list[NotifyState] = Field(default_factory=_failed_and_crashed, min_length=1)
+    block: str
+
+    @field_validator("block")
+    @classmethod
+    def _check_block(cls, value: str) -> str:
+        if not _BLOCK_SLUG.match(value):
+            raise ValueError(
+                f"{json.dumps(value)} is not a block name; write <block type>/<block name>,"
+                ' e.g. "slack-webhook/nps-alerts"'
+            )
+        return value
 
 
 class SamaBuild(BaseModel):
@@ -139,6 +128,10 @@ class SamaBuild(BaseModel):
     cpu: str | None = Field(default=None, validate_default=True)
     memory: str | None = Field(default=None, validate_default=True)
     disk: str | None = None
+    escalate: list[Preset] = Field(default_factory=list)
+    """Presets to re-run with, in turn, after a run crashes for lack of memory."""
+    notify: list[NotifyEntry] = Field(default_factory=list)
+    """Alerts on run states, through Prefect notification blocks."""
     custom_image: bool = Field(default=False, alias="custom-image")
     nps_ext: list[str] = Field(default_factory=list, alias="nps-ext")
     deploy_json: bool = Field(default=False, alias="deploy-json")
@@ -172,17 +165,18 @@ class SamaBuild(BaseModel):
             parse_cpu(value)
             return value
         mib = parse_mib(value)
-        cpu = info.data.get("cpu")
-        if info.data.get("infra") == "narwhal" and cpu is not None:
-            _check_ecs_combination(parse_cpu(cpu), mib)
+        cpu, infra = info.data.get("cpu"), info.data.get("infra")
+        if infra is not None and cpu is not None:
+            check_cpu_memory(infra, parse_cpu(cpu), mib, kubernetes=_maxima(info))
         return value
 
     @field_validator("amount")
     @classmethod
-    def _check_preset_on_ecs(cls, value: str, info: ValidationInfo) -> str:
-        if value in PRESETS and info.data.get("infra") == "narwhal":
+    def _check_preset_on_infra(cls, value: str, info: ValidationInfo) -> str:
+        infra = info.data.get("infra")
+        if value in PRESETS and infra is not None:
             cpu, mib = PRESETS[value]
-            _check_ecs_combination(cpu, mib, preset=value)
+            check_cpu_memory(infra, cpu, mib, preset=value, kubernetes=_maxima(info))
         return value
 
     @field_validator("disk")
@@ -190,21 +184,44 @@ class SamaBuild(BaseModel):
     def _check_disk(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        mib = parse_mib(value)
         infra = info.data.get("infra")
         if infra is None:
+            parse_mib(value)
             return value  # infra itself is wrong: its own problem says so
-        low, high, _ = DISK_LIMITS_MIB[infra]
-        allowed = f"{format_mib(low)} to {format_mib(high)}" if low > 1 else f"up to {format_mib(high)}"
-        where = f"on {infra} ({_DISK_MEANING[infra]}, {allowed})"
-        if mib > high:
-            raise ValueError(f"{json.dumps(value)} is above the maximum {where}; use at most {format_mib(high)}")
-        if mib < low:
-            raise ValueError(f"{json.dumps(value)} is below the minimum {where}; use at least {format_mib(low)}")
-        if infra == "narwhal" and mib % 1024:
-            raise ValueError(
-                f"{json.dumps(value)}: ECS storage is whole GiB; use {format_mib(mib - mib % 1024 + 1024)}"
-            )
+        check_disk(infra, value)
+        return value
+
+    @field_validator("escalate")
+    @classmethod
+    def _check_escalate(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        infra, amount = info.data.get("infra"), info.data.get("amount")
+        problems = []
+        previous: tuple[str, Decimal, int] | None = None
+        if amount in PRESETS:
+            previous = (f'amount = "{amount}"', *PRESETS[amount])
+        elif amount == "custom" and info.data.get("cpu") and info.data.get("memory"):
+            cpu, memory = info.data["cpu"], info.data["memory"]
+            previous = (f'amount = "custom" ({cpu} vCPU / {memory})', parse_cpu(cpu), parse_mib(memory))
+        for preset in value:
+            cpu, mib = PRESETS[preset]
+            if previous is not None:
+                name, last_cpu, last_mib = previous
+                if not (cpu >= last_cpu and mib >= last_mib and (cpu, mib) != (last_cpu, last_mib)):
+                    problems.append(
+                        f'"{preset}" ({format_mib(mib)} / {cpu} vCPU) is not larger than {name}'
+                        f" ({format_mib(last_mib)} / {last_cpu} vCPU); list presets from small to"
+                        ' large, each with more memory or CPU than the last (e.g. ["med", "high"])'
+                    )
+            if infra is not None:
+                try:
+                    check_cpu_memory(infra, cpu, mib, preset=preset, kubernetes=_maxima(info))
+                except ValueError as exc:
+                    problems.append(str(exc))
+            previous = (f'"{preset}"', cpu, mib)
+        if len(set(value)) != len(value):
+            problems.append("each preset may appear once")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("custom_image")
@@ -265,30 +282,6 @@ class SamaBuild(BaseModel):
     def disk_mib(self) -> int | None:
         """The disk in MiB: `disk`, else the infra's default (None: the infra adds none)."""
         return parse_mib(self.disk) if self.disk else DISK_LIMITS_MIB[self.infra][2]
-
-
-def _check_ecs_combination(cpu: Decimal, mib: int, preset: str | None = None) -> None:
-    """Refuse a CPU/memory pair that an ECS Fargate task definition does not accept."""
-    units = int(cpu * 1024)
-    what = f'amount = "{preset}" ({cpu} vCPU / {format_mib(mib)})' if preset else None
-    if units not in ECS_MEMORY_MIB:
-        allowed = ", ".join(str(Decimal(u) / 1024).rstrip("0").rstrip(".") for u in ECS_MEMORY_MIB)
-        raise ValueError(
-            f"{cpu} vCPU is not an ECS Fargate size on narwhal; use one of {allowed} vCPU"
-        )
-    sizes = ECS_MEMORY_MIB[units]
-    if mib not in sizes:
-        first, last = format_mib(sizes[0]), format_mib(sizes[-1])
-        step = format_mib(sizes[1] - sizes[0])
-        fix = (
-            f' use amount = "custom" with cpu = "{cpu}" and memory = "{first}"'
-            if preset
-            else f" use a memory from {first} to {last} in steps of {step}"
-        )
-        raise ValueError(
-            f"{what or f'{cpu} vCPU with {format_mib(mib)}'} is not an ECS Fargate"
-            f" combination on narwhal ({cpu} vCPU takes {first} to {last} in steps of {step});{fix}"
-        )
 
 
 def did_you_mean(word: str, choices: Any) -> str:

@@ -57,6 +57,14 @@ class DeploymentPlan(BaseModel):
     tags: list[str]
     pool_template: str
     """The base job template of the pool (`libnar pools show`): the infra, or `local`."""
+    infra: Literal["giver", "narwhal", "gke"] = "giver"
+    """Where the deployment's runs go: the limits per-run resources are checked against."""
+    amount: str = "low"
+    """The deployment's preset (`custom` for own CPU and memory)."""
+    escalate: list[str] = []
+    """Presets to re-run with after an out-of-memory crash, smallest first."""
+    notify: list[dict[str, Any]] = []
+    """Alerts: `{"on": [states], "block": "<block type>/<block name>"}` each."""
 
 
 class PackagePlan(BaseModel):
@@ -128,7 +136,9 @@ def make_plan(package: FlowPackage, settings: Settings | None = None) -> Package
     pool = default_work_pool(config.infra, config.cloud, config.region)
     pool = settings.work_pools.get(pool, pool)
     variables = job_variables(config, image)
-    tags = sorted(["libnar", f"infra:{config.infra}", f"amount:{config.amount}"])
+    # No `amount:` tag here: Prefect adds a deployment's tags to each of its runs, so a run
+    # given other resources would carry two. A run with its own resources is tagged with them.
+    tags = sorted(["libnar", f"infra:{config.infra}"])
     deployments = [
         DeploymentPlan(
             name=spec.name,
@@ -144,6 +154,10 @@ def make_plan(package: FlowPackage, settings: Settings | None = None) -> Package
             job_variables=variables,
             tags=tags,
             pool_template=config.infra,
+            infra=config.infra,
+            amount=config.amount,
+            escalate=list(config.escalate),
+            notify=[entry.model_dump() for entry in config.notify],
         )
         for spec in package.deployments
     ]
@@ -258,7 +272,7 @@ def _yaml_deployment(deployment: DeploymentPlan) -> dict[str, Any]:
         "work_pool": {
             "name": deployment.work_pool,
             "work_queue_name": deployment.work_queue,
-            "job_variables": deployment.job_variables,
+            "job_variables": _sorted(deployment.job_variables),
         },
     }
 

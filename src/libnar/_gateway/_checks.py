@@ -6,9 +6,13 @@ and when the dispatcher creates its run (the deployment may have changed meanwhi
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from libnar._gateway._outbox import OutboxEntry
 from libnar._gateway._trigger import Deployment, ParametersRejected, RunRequest
 from libnar.events import EventProblem, short_text
+from libnar.resources import RunResources, job_variables_for
 from libnar.runs import SPECIAL_PARAMETERS
 
 __all__ = ["run_request"]
@@ -60,10 +64,56 @@ def run_request(deployment: Deployment, entry: OutboxEntry) -> RunRequest:
         refusal = deployment.refusal(parameters)
         if refusal is not None:
             raise ParametersRejected(refusal)
+    job_variables = None
+    if entry.resources:
+        where = "parameters" if entry.source == "dpp" else "token.parameters"
+        job_variables = run_job_variables(deployment, RunResources(**entry.resources), where)
     return RunRequest(
         idempotency_key=entry.prefect_key(deployment.id),
         name=entry.run_name,
         tags=entry.tags,
         parameters=parameters,
         checked=checked,
+        job_variables=job_variables,
     )
+
+
+def run_job_variables(
+    deployment: Deployment, resources: RunResources, where: str = "parameters"
+) -> dict[str, Any]:
+    """The job variables of a run with its own resources, checked against the deployment's infra.
+
+    The same rules and messages as `[sama-build]`: a value the infra does not take is refused
+    (never made smaller), naming the limit.
+
+    Raises:
+        ParametersRejected: the infra does not take the resources, or the deployment was not
+            made by `libnar deploy` (its infra is unknown).
+    """
+    from libnar.settings import get_settings
+
+    if deployment.infra is None or deployment.pool_type is None:
+        raise ParametersRejected(
+            f"deployment {deployment.name!r} has no infra: tag (it was not made by libnar deploy),"
+            " so per-run resources cannot be checked; deploy it with libnar deploy, or remove"
+            " amount, cpu, memory and disk from the parameters"
+        )
+    settings = get_settings()
+    maxima = {
+        "giver": (settings.giver_max_cpu, settings.giver_max_memory),
+        "gke": (settings.gke_max_cpu, settings.gke_max_memory),
+    }
+    problems = resources.problems_on(deployment.infra, maxima)
+    if problems:
+        raise ParametersRejected(
+            f"the run's resources do not fit {deployment.infra}'s limits",
+            problems=[
+                EventProblem(
+                    path=f"{where}.{key}",
+                    found=json.dumps(resources.as_parameters().get(key)),
+                    expected=message,
+                )
+                for key, message in problems
+            ],
+        )
+    return job_variables_for(deployment.infra, deployment.pool_type, resources)

@@ -100,6 +100,10 @@ class OutboxEntry(BaseModel):
     )
     run_name: str
     tags: list[str]
+    resources: dict[str, str] | None = Field(
+        default=None,
+        description="The run's own resources (`amount`, `cpu`, `memory`, `disk`), as given.",
+    )
     attempt: int = Field(default=0, ge=0, description="0, or the count of forced re-runs.")
     received_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     flow_run_id: str | None = None

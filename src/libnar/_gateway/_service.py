@@ -204,7 +204,8 @@ def prepare_event(
         event={} if is_large else event_json,
         parameters=extra,
         run_name=run_name(flow, event),
-        tags=run_tags(event, no_round=special.no_round),
+        tags=run_tags(event, no_round=special.no_round, resources=special.resources),
+        resources=special.resources.as_parameters() if special.resources else None,
     )
     return PreparedEvent(entry, subject_of(event), body if is_large else None)
 

@@ -117,6 +117,11 @@ class Deployment:
     version: str = ""
     """The deployment's id and last update: an event checked against this version need not
     be checked again."""
+    infra: str | None = None
+    """The infra of its runs (its `infra:` tag, written by `libnar deploy`): the limits of
+    per-run resources. None for a deployment libnar did not make."""
+    pool_type: str | None = None
+    """The type of its work pool (`ecs`, `kubernetes`, `process`): the units of job variables."""
 
     def takes(self, source: str) -> bool:
         """Whether the flow takes events of this source (`webhook` or `dpp`)."""
@@ -169,6 +174,8 @@ class RunRequest:
     parameters: dict[str, Any]
     checked: bool = False
     """The parameters were checked against the deployment's schema: Prefect need not."""
+    job_variables: dict[str, Any] | None = None
+    """The run's own job variables (its resources); None: the deployment's."""
 
 
 @dataclass(frozen=True)
@@ -383,6 +390,11 @@ class PrefectTrigger:
                     r for r in prepared["required"] if r not in filled_by_server
                 ]
         event = event_parameter_of(schema if isinstance(schema, dict) else None)
+        infra = next(
+            (t.removeprefix("infra:") for t in body.get("tags") or [] if t.startswith("infra:")),
+            None,
+        )
+        pool_type = await self._pool_type(body.get("work_pool_name")) if infra else None
         return Deployment(
             id=str(body["id"]),
             flow=flow,
@@ -393,7 +405,21 @@ class PrefectTrigger:
             event_parameter=event[0] if event else None,
             event_kinds=event[1] if event else (),
             version=f"{body['id']}@{body.get('updated') or ''}",
+            infra=infra,
+            pool_type=pool_type,
         )
+
+    async def _pool_type(self, pool: str | None) -> str | None:
+        """The type of a work pool (`ecs`, `kubernetes`, `process`); None when unknown."""
+        if not pool:
+            return None
+        response = await self._send(
+            "GET", f"work_pools/{quote(pool, safe='')}", operation="read_work_pool"
+        )
+        if response.status_code != 200:
+            return None
+        kind = response.json().get("type")
+        return str(kind) if kind else None
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -519,6 +545,7 @@ class PrefectTrigger:
             "context": {_CONTEXT_KEY: waiting.request_id},
             "state": {"type": "SCHEDULED", "name": "Scheduled"},
             **({"enforce_parameter_schema": False} if request.checked else {}),
+            **({"job_variables": request.job_variables} if request.job_variables else {}),
         }
 
     async def _create_one(

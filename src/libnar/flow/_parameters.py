@@ -160,7 +160,7 @@ class PreparedCall:
             values[signature.event_name] = (
                 event.as_parameter() if isinstance(event, ClaimReference) else event
             )
-        values.update(self.special._asdict())
+        values.update(dep_name=self.special.dep_name, no_round=self.special.no_round)
         return values
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import httpx
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from libnar._gateway._answers import ERRORS, ErrorAnswer, TokenAnswer, TokenRequest
 from libnar._gateway._dependencies import AdminKey, Config, Service
@@ -108,3 +110,46 @@ async def replay(
     """Re-trigger pending events; without `force` an event that has a run is not re-run."""
     report = await service.replay(force=force)
     return report.as_dict()
+
+
+class EscalateRequest(BaseModel):
+    """What Prefect's escalation automation sends (see `libnar deploy`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flow_run_id: UUID = Field(description="The run that crashed.")
+    presets: list[Literal["very-low", "low", "med", "high", "custom"]] = Field(
+        description="The deployment's preset, then its `escalate` list, smallest first.",
+        max_length=10,
+    )
+
+
+@router.post(
+    "/escalate",
+    responses={**ERRORS, 404: {"model": ErrorAnswer}, 503: {"model": ErrorAnswer}},
+    summary="Re-run an out-of-memory run with the next preset (admin; Prefect automations)",
+)
+async def post_escalate(
+    service: Service, config: Config, wanted: EscalateRequest
+) -> dict[str, Any]:
+    """Create exactly one run with the next preset's resources for a run that ran out of memory.
+
+    Idempotent: the new run's key is `<deployment id>:escalate:<crashed run id>`, so a trigger
+    delivered twice lands on the same run (`duplicate: true`).
+    """
+    from libnar._gateway._escalate import escalate
+    from libnar._gateway._trigger import ParametersRejected, TriggerError
+
+    try:
+        done = await escalate(service.trigger, str(wanted.flow_run_id), list(wanted.presets))
+    except LookupError as exc:
+        raise Rejected(404, str(exc)) from None
+    except ParametersRejected as exc:
+        raise Rejected(422, f"cannot escalate: {exc}", problems=exc.problems) from None
+    except TriggerError as exc:
+        raise Rejected(
+            503,
+            f"Prefect failed: {exc}",
+            retry_after=config.settings.gateway_retry_after_seconds,
+        ) from None
+    return done.body()

@@ -1,0 +1,354 @@
+"""Escalation and alerts as Prefect automations, end to end on a real Prefect server with the
+local process pool, a real worker and the gateway on a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from libnar._build import apply_plan_sync, base_job_template
+from libnar._build._automations import automation_prefix
+from libnar._dev import dev_plans
+from libnar.settings import Settings
+from tests._build.conftest import write_package
+from tests.gateway.conftest import ADMIN_KEY, gateway_settings, serve_in_thread
+
+pytestmark = pytest.mark.slow
+
+SOURCE = """
+from libnar import nps_flow
+
+@nps_flow
+def {name}(mib: int = 10, fail: bool = False) -> int:
+    if fail:
+        raise ValueError("the input is wrong")
+    block = bytearray(mib * 1024 * 1024)
+    return len(block) // (1024 * 1024)
+"""
+TEMPLATE = {"local": base_job_template("local", python=sys.executable)}
+#: Bound on every wait: a run starts within seconds; an automation fires within seconds.
+WAIT = 60.0
+
+
+@pytest.fixture(scope="module")
+def gateway_url(prefect_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    outbox = tmp_path_factory.mktemp("outbox")
+    with serve_in_thread(gateway_settings(outbox)) as url:
+        yield url
+
+
+def deploy(root: Path, gateway_url: str, **settings: Any) -> list[Any]:
+    """Apply the packages under `root` as `libnar deploy` does (on the local pool)."""
+    changes = []
+    values = {"gateway_public_url": gateway_url, "gateway_admin_key": ADMIN_KEY, **settings}
+    for _, plan in dev_plans(root, warn=pytest.fail):
+        changes += apply_plan_sync(
+            plan, create_pools=True, pool_templates=TEMPLATE, settings=Settings(**values)
+        )
+    return changes
+
+
+def runs_of(flow: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        )
+
+
+def runs_of_all() -> list[Any]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(limit=20)
+
+
+def wait_for(check: Any, what: str, timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            seen = [
+                (r.name, r.state.type.value if r.state else None, r.state.message if r.state else "")
+                for r in runs_of_all()
+            ]
+            from prefect.settings import PREFECT_API_URL
+
+            events = httpx.post(
+                f"{PREFECT_API_URL.value()}/events/filter",
+                json={"filter": {"event": {"prefix": ["prefect.automation"]}}, "limit": 20},
+                timeout=10,
+            ).json()["events"]
+            actions = [(e["event"], e["payload"]) for e in events]
+            pytest.fail(f"{what}: not after {timeout:.0f} s; runs: {seen}; automations: {actions}")
+        time.sleep(0.5)
+
+
+def automations_named(prefix: str) -> list[dict[str, Any]]:
+    from prefect.settings import PREFECT_API_URL
+
+    answer = httpx.post(f"{PREFECT_API_URL.value()}/automations/filter", json={}, timeout=10)
+    return [a for a in answer.json() if a["name"].startswith(prefix)]
+
+
+def test_deploy_keeps_automations_in_step(gateway_url: str, tmp_path: Path) -> None:
+    name = "fun69_steady_ptp"
+    package = write_package(
+        tmp_path,
+        'amount = "low"\nescalate = ["med", "high"]',
+        name=name,
+        source=SOURCE.format(name=name),
+    )
+    prefix = automation_prefix(name, f"{name}_deploy")
+    [first] = deploy(tmp_path, gateway_url)
+    assert [(a.name, a.action) for a in first.automations] == [(f"{prefix}escalate", "created")]
+    [again] = deploy(tmp_path, gateway_url)
+    assert [a.action for a in again.automations] == ["unchanged"]
+    [automation] = automations_named(prefix)
+    assert automation["trigger"]["match_related"]["prefect.resource.id"] == (
+        f"prefect.deployment.{first.deployment_id}"
+    )
+    assert '"presets": ["low", "med", "high"]' in automation["actions"][0]["payload"]
+
+    (package / "pyproject.toml").write_text(
+        (package / "pyproject.toml").read_text().replace('["med", "high"]', '["med"]')
+    )
+    [changed] = deploy(tmp_path, gateway_url)
+    assert [a.action for a in changed.automations] == ["updated"]
+    (package / "pyproject.toml").write_text(
+        (package / "pyproject.toml").read_text().replace('escalate = ["med"]', "")
+    )
+    [removed] = deploy(tmp_path, gateway_url)
+    assert [a.action for a in removed.automations] == ["deleted"]
+    assert automations_named(prefix) == []
+
+
+def test_escalation_needs_the_gateway_settings(gateway_url: str, tmp_path: Path) -> None:
+    from libnar._build import DeployError
+
+    name = "fun69_nogate_ptp"
+    write_package(tmp_path, 'escalate = ["med"]', name=name, source=SOURCE.format(name=name))
+    with pytest.raises(DeployError, match="LIBNAR_GATEWAY_PUBLIC_URL"):
+        deploy(tmp_path, gateway_url, gateway_public_url=None)
+
+
+def test_a_run_out_of_memory_is_rerun_once_with_the_next_preset(
+    gateway_url: str, tmp_path: Path
+) -> None:
+    """very-low (512Mi) crashes at 700 MiB; low (2Gi) completes; a repeated trigger is one run."""
+    from prefect.deployments import run_deployment
+
+    from libnar._local_stack import WorkerProcess
+
+    name = "fun69_grow_ptp"
+    write_package(
+        tmp_path,
+        'amount = "very-low"\nescalate = ["low"]',
+        name=name,
+        source=SOURCE.format(name=name),
+    )
+    deploy(tmp_path, gateway_url)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+        first = run_deployment(
+            f"{name}/{name}_deploy",
+            parameters={"mib": 700},
+            timeout=0,
+            tags=["project:10423", "task:t-700"],
+        )
+        runs = wait_for(
+            lambda: (
+                (found := runs_of(name))
+                and len(found) == 2
+                and found[1].state is not None
+                and found[1].state.is_final()
+                and found
+            ),
+            "an escalated run that finished",
+        )
+    log = (tmp_path / "worker.log").read_text()
+    crashed, rerun = runs
+    assert str(crashed.id) == str(first.id)
+    assert crashed.state.type.value == "CRASHED", log
+    assert "out of memory" in (crashed.state.message or "")
+    assert rerun.state.type.value == "COMPLETED", log
+    assert crashed.job_variables == {}  # the deployment's: very-low
+    assert rerun.job_variables == {"cpu": "1", "memory": "2Gi"}  # low, in the pool's units
+    assert {"amount:low", f"escalated-from:{crashed.id}", "project:10423"} <= set(rerun.tags)
+    assert rerun.parameters == crashed.parameters
+    assert rerun.name == f"{crashed.name}-low"
+    assert rerun.idempotency_key == f"{rerun.deployment_id}:escalate:{crashed.id}"
+    seconds = (rerun.start_time - crashed.state.timestamp).total_seconds()
+    print(f"\ncrash -> escalated run start: {seconds:.1f} s")
+
+    # The trigger delivered again (as the server may): the same run, no other.
+    again = httpx.post(
+        f"{gateway_url}/escalate",
+        json={"flow_run_id": str(crashed.id), "presets": ["very-low", "low"]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["flow_run_id"] == str(rerun.id)
+    assert again.json()["duplicate"] is True
+    # After the last preset: nothing more.
+    last = httpx.post(
+        f"{gateway_url}/escalate",
+        json={"flow_run_id": str(rerun.id), "presets": ["very-low", "low"]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    )
+    assert last.json()["escalated"] is False
+    time.sleep(3)  # room for a wrong extra run to appear
+    assert len(runs_of(name)) == 2
+
+
+def test_other_failures_are_not_escalated(gateway_url: str, tmp_path: Path) -> None:
+    from prefect.deployments import run_deployment
+
+    from libnar._local_stack import WorkerProcess
+
+    name = "fun69_wrong_ptp"
+    write_package(
+        tmp_path,
+        'amount = "very-low"\nescalate = ["low"]',
+        name=name,
+        source=SOURCE.format(name=name),
+    )
+    deploy(tmp_path, gateway_url)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+        failed = run_deployment(f"{name}/{name}_deploy", parameters={"fail": True}, timeout=120)
+    assert failed.state is not None
+    assert failed.state.type.value == "FAILED"
+    answer = httpx.post(
+        f"{gateway_url}/escalate",
+        json={"flow_run_id": str(failed.id), "presets": ["very-low", "low"]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    )
+    assert answer.json()["escalated"] is False
+    time.sleep(5)  # the automation had its chance: it must not match
+    assert len(runs_of(name)) == 1
+
+
+def test_escalate_needs_the_admin_key(gateway_url: str) -> None:
+    answer = httpx.post(
+        f"{gateway_url}/escalate", json={"flow_run_id": "x", "presets": ["low"]}, timeout=10
+    )
+    assert answer.status_code == 401
+
+
+# -- alerts ---------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A loopback HTTP server that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(size).decode()
+                received.append({"path": self.path, "body": body})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.close()
+
+
+def test_failed_and_crashed_runs_are_alerted_through_a_notification_block(
+    gateway_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.deployments import run_deployment
+
+    from libnar._local_stack import WorkerProcess
+
+    CustomWebhookNotificationBlock(
+        name="libnar-test",
+        url=f"{receiver.url}/alert",
+        json_data={"text": "{{subject}}\n{{body}}"},
+        allow_private_urls=True,
+    ).save("libnar-test-alerts", overwrite=True)
+    name = "fun69_alert_ptp"
+    write_package(
+        tmp_path,
+        'amount = "very-low"\nnotify = [{on = ["failed", "crashed"], block = "custom-webhook/libnar-test-alerts"}]',
+        name=name,
+        source=SOURCE.format(name=name),
+    )
+    [change] = deploy(tmp_path, gateway_url)
+    assert [a.action for a in change.automations] == ["created"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+        failed = run_deployment(
+            f"{name}/{name}_deploy",
+            parameters={"fail": True},
+            timeout=120,
+            tags=["project:10423", "task:t-fail"],
+        )
+        crashed = run_deployment(
+            f"{name}/{name}_deploy",
+            parameters={"mib": 700},
+            timeout=120,
+            tags=["project:10423", "task:t-oom"],
+        )
+    assert failed.state is not None
+    assert failed.state.type.value == "FAILED"
+    assert crashed.state is not None
+    assert crashed.state.type.value == "CRASHED"
+    texts = wait_for(
+        lambda: (
+            len(receiver.received) >= 2
+            and [json.loads(r["body"])["text"] for r in receiver.received]
+        ),
+        "two alerts",
+    )
+    by_run = {run.name: next(t for t in texts if run.name in t) for run in (failed, crashed)}
+    failed_text, crashed_text = by_run[failed.name], by_run[crashed.name]
+    assert f"Flow: {name}" in failed_text
+    assert "SamaHub project: 10423" in failed_text
+    assert "SamaHub task: t-fail" in failed_text
+    assert "State: Failed" in failed_text
+    assert "the input is wrong" in failed_text
+    assert f"Run: {failed.name} (" in failed_text
+    assert f"/runs/flow-run/{failed.id})" in failed_text  # the UI link
+    assert "SamaHub task: t-oom" in crashed_text
+    assert "State: Crashed" in crashed_text
+    assert "out of memory" in crashed_text
