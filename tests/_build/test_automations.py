@@ -85,7 +85,11 @@ def wait_for(check: Any, what: str, timeout: float = WAIT) -> Any:
             return found
         if time.monotonic() > deadline:
             seen = [
-                (r.name, r.state.type.value if r.state else None, r.state.message if r.state else "")
+                (
+                    r.name,
+                    r.state.type.value if r.state else None,
+                    r.state.message if r.state else "",
+                )
                 for r in runs_of_all()
             ]
             from prefect.settings import PREFECT_API_URL
@@ -292,13 +296,40 @@ def receiver() -> Iterator[Receiver]:
     found.close()
 
 
+def run_with_alerts(
+    tmp_path: Path, gateway_url: str, name: str, notify: str, runs: list[tuple[dict[str, Any], str]]
+) -> list[Any]:
+    """Deploy a package with `notify`, then run it through a real worker once per
+    `(parameters, task id)`; return the finished runs."""
+    from prefect.deployments import run_deployment
+
+    from libnar._local_stack import WorkerProcess
+
+    write_package(
+        tmp_path,
+        f'amount = "very-low"\nnotify = [{notify}]',
+        name=name,
+        source=SOURCE.format(name=name),
+    )
+    [change] = deploy(tmp_path, gateway_url)
+    assert [a.action for a in change.automations] == ["created"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+        return [
+            run_deployment(
+                f"{name}/{name}_deploy",
+                parameters=parameters,
+                timeout=120,
+                tags=["project:10423", f"task:{task}"],
+            )
+            for parameters, task in runs
+        ]
+
+
 def test_failed_and_crashed_runs_are_alerted_through_a_notification_block(
     gateway_url: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
-    from prefect.deployments import run_deployment
-
-    from libnar._local_stack import WorkerProcess
 
     CustomWebhookNotificationBlock(
         name="libnar-test",
@@ -307,28 +338,13 @@ def test_failed_and_crashed_runs_are_alerted_through_a_notification_block(
         allow_private_urls=True,
     ).save("libnar-test-alerts", overwrite=True)
     name = "fun69_alert_ptp"
-    write_package(
+    failed, crashed = run_with_alerts(
         tmp_path,
-        'amount = "very-low"\nnotify = [{on = ["failed", "crashed"], block = "custom-webhook/libnar-test-alerts"}]',
-        name=name,
-        source=SOURCE.format(name=name),
+        gateway_url,
+        name,
+        '{on = ["failed", "crashed"], block = "custom-webhook/libnar-test-alerts"}',
+        [({"fail": True}, "t-fail"), ({"mib": 700}, "t-oom")],
     )
-    [change] = deploy(tmp_path, gateway_url)
-    assert [a.action for a in change.automations] == ["created"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
-        failed = run_deployment(
-            f"{name}/{name}_deploy",
-            parameters={"fail": True},
-            timeout=120,
-            tags=["project:10423", "task:t-fail"],
-        )
-        crashed = run_deployment(
-            f"{name}/{name}_deploy",
-            parameters={"mib": 700},
-            timeout=120,
-            tags=["project:10423", "task:t-oom"],
-        )
     assert failed.state is not None
     assert failed.state.type.value == "FAILED"
     assert crashed.state is not None
@@ -352,3 +368,51 @@ def test_failed_and_crashed_runs_are_alerted_through_a_notification_block(
     assert "SamaHub task: t-oom" in crashed_text
     assert "State: Crashed" in crashed_text
     assert "out of memory" in crashed_text
+
+
+def test_a_slack_webhook_block_alerts_a_failed_run(
+    gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect's Slack block only posts to https://hooks.slack.com: a Prefect server of this
+    test's own sends its https through a loopback proxy that plays Slack (`slack_proxy`)."""
+    from prefect.blocks.notifications import SlackWebhook
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from libnar._local_stack import PrefectServer
+    from tests._build.slack_proxy import SlackProxy
+
+    slack = SlackProxy(tmp_path)
+    for key, value in slack.environment().items():
+        monkeypatch.setenv(key, value)
+    server = PrefectServer().start()
+    for key in slack.environment():
+        monkeypatch.delenv(key)
+    try:
+        monkeypatch.setenv("PREFECT_API_URL", server.api_url)
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            SlackWebhook(url="https://hooks.slack.com/services/T000/B000/XXXX").save(
+                "libnar-test-slack", overwrite=True
+            )
+            name = "fun69_slack_ptp"
+            [failed] = run_with_alerts(
+                tmp_path,
+                gateway_url,
+                name,
+                '{on = ["failed"], block = "slack-webhook/libnar-test-slack"}',
+                [({"fail": True}, "t-slack")],
+            )
+            assert failed.state is not None
+            assert failed.state.type.value == "FAILED"
+            [sent] = wait_for(lambda: slack.received, "the Slack alert")
+    finally:
+        server.stop()
+        slack.close()
+    assert sent["host"] == "hooks.slack.com"
+    assert sent["path"] == "/services/T000/B000/XXXX"
+    text = json.dumps(json.loads(sent["body"]))  # Slack's JSON, the message inside
+    assert f"Flow: {name}" in text
+    assert f"Run: {failed.name} (" in text
+    assert "SamaHub project: 10423" in text
+    assert "SamaHub task: t-slack" in text
+    assert "State: Failed" in text
+    assert "the input is wrong" in text

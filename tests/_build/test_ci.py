@@ -62,7 +62,10 @@ def test_ci_template_is_yaml_whose_commands_exist(kind: str) -> None:
         else:  # prefect: run its own CLI
             done = subprocess.run(
                 [sys.executable, "-m", "prefect", *argv[1:], "--help"],
-                capture_output=True, text=True, timeout=120, check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
             )
             assert done.returncode == 0, done.stderr
             assert "--all" in done.stdout
@@ -75,7 +78,7 @@ def test_github_deploys_only_on_main_and_honours_skip_ci() -> None:
     assert "[skip ci]" in jobs["deploy"]["if"]
     assert "[skip ci]" in jobs["check"]["if"]
     assert jobs["deploy"]["needs"] == "check"
-    assert "--changed-since \"${{ github.event.before }}\"" in shell["deploy"]
+    assert '--changed-since "${{ github.event.before }}"' in shell["deploy"]
     assert "prefect --no-prompt deploy --all" in shell["deploy"]
     assert "pytest" in shell["check"]
     assert "libnar build" not in shell["check"]
@@ -88,14 +91,17 @@ def test_gitlab_deploys_only_on_main_and_honours_skip_ci() -> None:
         "when": "never",
     }
     assert document["deploy"]["rules"] == [{"if": '$CI_COMMIT_BRANCH == "main"'}]
-    assert "--changed-since \"$CI_COMMIT_BEFORE_SHA\"" in shell["deploy"]
+    assert '--changed-since "$CI_COMMIT_BEFORE_SHA"' in shell["deploy"]
     assert "libnar build" not in shell["check"]
 
 
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=repo, capture_output=True, text=True, check=True,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.strip()
 
@@ -131,15 +137,30 @@ def test_packages_lists_only_those_changed_since_a_commit(
 def test_init_writes_deploy_json_for_schedules_and_it_validates(tmp_path: Path) -> None:
     args = ["init", "acm12_load", "--type", "prp", "--event", "none", "--dir", str(tmp_path)]
     created = runner.invoke(
-        app, [*args, "--schedule", "30 2 * * *", "--schedule", "0 */8 * * *", "--timezone", "Europe/Paris"]
+        app,
+        [
+            *args,
+            "--schedule",
+            "30 2 * * *",
+            "--schedule",
+            "0 */8 * * *",
+            "--timezone",
+            "Europe/Paris",
+        ],
     )
     assert created.exit_code == 0, created.output
     root = tmp_path / "acm" / "acm12" / "acm12_load_prp"
     assert "deploy-json = true" in (root / "pyproject.toml").read_text()
     assert json.loads((root / "deploy.json").read_text()) == {
         "deploy": [
-            {"name": "acm12_load_prp_deploy_1", "schedule": {"cron": "30 2 * * *", "timezone": "Europe/Paris"}},
-            {"name": "acm12_load_prp_deploy_2", "schedule": {"cron": "0 */8 * * *", "timezone": "Europe/Paris"}},
+            {
+                "name": "acm12_load_prp_deploy_1",
+                "schedule": {"cron": "30 2 * * *", "timezone": "Europe/Paris"},
+            },
+            {
+                "name": "acm12_load_prp_deploy_2",
+                "schedule": {"cron": "0 */8 * * *", "timezone": "Europe/Paris"},
+            },
         ]
     }
     validated = runner.invoke(app, ["validate", str(root)])
@@ -148,7 +169,9 @@ def test_init_writes_deploy_json_for_schedules_and_it_validates(tmp_path: Path) 
 
 
 def test_init_refuses_a_bad_schedule_and_writes_nothing(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["init", "acm12_load", "--schedule", "nightly", "--dir", str(tmp_path)])
+    result = runner.invoke(
+        app, ["init", "acm12_load", "--schedule", "nightly", "--dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert '"nightly" is not a cron expression' in result.output
     assert not any(tmp_path.iterdir())

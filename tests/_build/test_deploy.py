@@ -85,7 +85,7 @@ async def test_missing_work_pool_is_an_error_that_says_how_to_fix_it(
             "deployments": [d.model_copy(update={"work_pool": "nope"}) for d in plan.deployments]
         }
     )
-    with pytest.raises(DeployError, match="work pool 'nope' does not exist on .*--create-pools"):
+    with pytest.raises(DeployError, match=r"work pool 'nope' does not exist on .*--create-pools"):
         await apply_plan(renamed)
 
 
@@ -133,7 +133,8 @@ def test_prefect_deploy_all_accepts_the_written_prefect_yaml(
     shutil.copytree(DPP, package)
     plan = make_plan(check_package(package))
     document = yaml.safe_load(plan_to_prefect_yaml(plan))
-    assert document["build"] and document["push"]
+    assert document["build"]
+    assert document["push"]
     document["build"] = document["push"] = None
     (package / "prefect.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     apply_plan_sync(plan, create_pools=True)  # the pool must exist for `prefect deploy`

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import io
 import inspect
+import io
 import shutil
 import subprocess
 from pathlib import Path

@@ -27,9 +27,7 @@ from libnar._build._image import (
     replay_recipe,
     write_recipe,
 )
-from libnar._build._pools import LOCAL_POOL, POOL_KINDS, base_job_template
 from libnar._build._package import FlowPackage, check_package, check_packages, discover_packages
-from libnar._build._scaffold import ScaffoldError, package_name, write_flow_package
 from libnar._build._plan import (
     DeploymentPlan,
     PackagePlan,
@@ -39,6 +37,8 @@ from libnar._build._plan import (
     plan_to_json,
     plan_to_prefect_yaml,
 )
+from libnar._build._pools import LOCAL_POOL, POOL_KINDS, base_job_template
+from libnar._build._scaffold import ScaffoldError, package_name, write_flow_package
 
 __all__ = [
     "LOCAL_POOL",

@@ -301,7 +301,9 @@ async def export_deploy_json(
         flow_filter=FlowFilter(name={"any_": [flow_name]}), deployment_filter=deployment_filter
     )
     if not found:
-        what = f"deployment {deployment_name!r} of flow" if deployment_name else "deployments of flow"
+        what = (
+            f"deployment {deployment_name!r} of flow" if deployment_name else "deployments of flow"
+        )
         raise DeployError(f"no {what} {flow_name!r} on {client.api_url}")
     entries = []
     for deployment in sorted(found, key=lambda d: d.name):

@@ -31,7 +31,6 @@ from libnar.resources import (
     check_cpu_memory,
     check_disk,
     format_mib,
-    is_larger_preset,
     parse_cpu,
     parse_mib,
 )
@@ -201,7 +200,11 @@ class SamaBuild(BaseModel):
             previous = (f'amount = "{amount}"', *PRESETS[amount])
         elif amount == "custom" and info.data.get("cpu") and info.data.get("memory"):
             cpu, memory = info.data["cpu"], info.data["memory"]
-            previous = (f'amount = "custom" ({cpu} vCPU / {memory})', parse_cpu(cpu), parse_mib(memory))
+            previous = (
+                f'amount = "custom" ({cpu} vCPU / {memory})',
+                parse_cpu(cpu),
+                parse_mib(memory),
+            )
         for preset in value:
             cpu, mib = PRESETS[preset]
             if previous is not None:

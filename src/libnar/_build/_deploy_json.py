@@ -53,10 +53,14 @@ def check_deploy_json(data: Any) -> tuple[list[DeploymentSpec], list[tuple[str, 
     if not isinstance(data, dict):
         return [], [("", 'expected an object {"deploy": [...]}')]
     for key in sorted(set(data) - {"deploy"}):
-        problems.append((key, f'unknown key{did_you_mean(key, ["deploy"])}; the only key is "deploy"'))
+        problems.append(
+            (key, f'unknown key{did_you_mean(key, ["deploy"])}; the only key is "deploy"')
+        )
     entries = data.get("deploy")
     if not isinstance(entries, list) or not entries:
-        problems.append(("deploy", 'expected a non-empty list of deployments, e.g. [{"name": "nightly"}]'))
+        problems.append(
+            ("deploy", 'expected a non-empty list of deployments, e.g. [{"name": "nightly"}]')
+        )
         return [], problems
 
     specs: list[DeploymentSpec] = []
@@ -79,7 +83,9 @@ def check_deploy_json(data: Any) -> tuple[list[DeploymentSpec], list[tuple[str, 
         if not isinstance(name, str) or not name.strip():
             problems.append((f"{where}.name", "is required: a non-empty string"))
         elif name in seen:
-            problems.append((f"{where}.name", f"{json.dumps(name)} is used twice; names must be unique"))
+            problems.append(
+                (f"{where}.name", f"{json.dumps(name)} is used twice; names must be unique")
+            )
         else:
             seen.add(name)
         schedule = entry.get("schedule")
@@ -87,7 +93,9 @@ def check_deploy_json(data: Any) -> tuple[list[DeploymentSpec], list[tuple[str, 
             problems += [(f"{where}.schedule{k}", m) for k, m in check_schedule(schedule)]
         parameters = entry.get("parameters", {})
         if not isinstance(parameters, dict):
-            problems.append((f"{where}.parameters", f"expected an object, found {json.dumps(parameters)}"))
+            problems.append(
+                (f"{where}.parameters", f"expected an object, found {json.dumps(parameters)}")
+            )
         if len(problems) == before:
             specs.append(DeploymentSpec(name=name, schedule=schedule, parameters=parameters))
     return specs, problems
@@ -96,7 +104,9 @@ def check_deploy_json(data: Any) -> tuple[list[DeploymentSpec], list[tuple[str, 
 def check_schedule(schedule: Any) -> list[tuple[str, str]]:
     """Every problem of one schedule as `(key suffix, message)`; an empty list when it is valid."""
     if not isinstance(schedule, dict):
-        return [("", f"expected an object with cron, interval or rrule, found {json.dumps(schedule)}")]
+        return [
+            ("", f"expected an object with cron, interval or rrule, found {json.dumps(schedule)}")
+        ]
     kinds = [kind for kind in _SCHEDULE_KEYS if kind in schedule]
     if len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
@@ -119,7 +129,10 @@ def check_schedule(schedule: Any) -> list[tuple[str, str]]:
         reason = _rrule_problem(value)
         if reason:
             problems.append(
-                (".rrule", f'{json.dumps(value)} is not an RRULE ({reason}; e.g. "FREQ=DAILY;BYHOUR=2")')
+                (
+                    ".rrule",
+                    f'{json.dumps(value)} is not an RRULE ({reason}; e.g. "FREQ=DAILY;BYHOUR=2")',
+                )
             )
     anchor = schedule.get("anchor_date")
     if anchor is not None and not _is_datetime(anchor):
@@ -140,9 +153,14 @@ def check_schedule(schedule: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def _unknown_schedule_keys(schedule: dict[str, Any], allowed: tuple[str, ...]) -> list[tuple[str, str]]:
+def _unknown_schedule_keys(
+    schedule: dict[str, Any], allowed: tuple[str, ...]
+) -> list[tuple[str, str]]:
     return [
-        (f".{key}", f"unknown field{did_you_mean(key, allowed)}; allowed here: {', '.join(allowed)}")
+        (
+            f".{key}",
+            f"unknown field{did_you_mean(key, allowed)}; allowed here: {', '.join(allowed)}",
+        )
         for key in sorted(set(schedule) - set(allowed))
     ]
 

@@ -195,9 +195,7 @@ def check_recipe(path: Path, plan: PackagePlan) -> list[str]:
     if not any(s["instruction"] in ("COPY", "ADD") for s in steps):
         problems.append(f"{path}: no COPY of the package; add COPY . {plan.workdir}")
     if not any(s["instruction"] == "RUN" and _INSTALLS.search(s["value"]) for s in steps):
-        problems.append(
-            f"{path}: nothing installs the package; add RUN python -m pip install ."
-        )
+        problems.append(f"{path}: nothing installs the package; add RUN python -m pip install .")
     return problems
 
 
@@ -300,7 +298,12 @@ def replay_recipe(
     with tempfile.TemporaryDirectory(prefix="libnar-replay-") as tmp:
         work = Path(tmp)
         venv = work / "venv"
-        _run(f"{shlex.quote(python)} -m venv {shlex.quote(str(venv))}", work, dict(os.environ), deadline)
+        _run(
+            f"{shlex.quote(python)} -m venv {shlex.quote(str(venv))}",
+            work,
+            dict(os.environ),
+            deadline,
+        )
         env = {
             **os.environ,
             "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -310,7 +313,9 @@ def replay_recipe(
         env.pop("PYTHONPATH", None)
         links = _libnar_links(work, deadline)
         if links:
-            env["PIP_FIND_LINKS"] = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), links]))
+            env["PIP_FIND_LINKS"] = " ".join(
+                filter(None, [os.environ.get("PIP_FIND_LINKS"), links])
+            )
         image_root = work / "image"
         cwd = image_root
         cwd.mkdir()

@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["FlowPackage", "check_package", "check_packages", "discover_packages", "load_flow"]
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "venv", "build", "dist", "site"}
-_SAMA_BUILD_KEYS = sorted(
-    field.alias or name for name, field in SamaBuild.model_fields.items()
-)
+_SAMA_BUILD_KEYS = sorted(field.alias or name for name, field in SamaBuild.model_fields.items())
 _DEPRECATED = {
     "skip-deploy": "skip-deploy is deprecated and ignored: every flow is deployed; remove it",
     "workspace": "workspace is deprecated and ignored: every flow deploys to the production"
@@ -123,7 +121,12 @@ def check_package(root: Path, flows_root: Path | None = None) -> FlowPackage:
         project = {}
     version = project.get("version")
     if not isinstance(version, str) or not version:
-        add(pyproject, 'is required, e.g. version = "0.1.0"', "project.version", _line(text, "project", "version"))
+        add(
+            pyproject,
+            'is required, e.g. version = "0.1.0"',
+            "project.version",
+            _line(text, "project", "version"),
+        )
     dependencies = [str(d) for d in project.get("dependencies", []) if isinstance(d, str)]
     names = {_requirement_name(d) for d in dependencies}
     if "libnar" not in names:
@@ -216,10 +219,14 @@ def _deployments(
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        problems.append(BuildProblem(file=path, line=error.lineno, message=f"not valid JSON: {error.msg}"))
+        problems.append(
+            BuildProblem(file=path, line=error.lineno, message=f"not valid JSON: {error.msg}")
+        )
         return []
     specs, found = check_deploy_json(data)
-    problems += [BuildProblem(file=path, key=key or None, message=message) for key, message in found]
+    problems += [
+        BuildProblem(file=path, key=key or None, message=message) for key, message in found
+    ]
     # Parameters are checked for every entry, also one whose schedule is wrong.
     entries = data.get("deploy") if isinstance(data, dict) else None
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -272,7 +279,9 @@ def load_flow(script: Path) -> tuple[NpsFlow[Any, Any] | None, str, list[BuildPr
     except FlowLoadError as error:
         cause = error.__cause__
         frames = traceback.extract_tb(cause.__traceback__) if cause else []
-        line = next((f.lineno for f in reversed(frames) if f.filename == str(script.resolve())), None)
+        line = next(
+            (f.lineno for f in reversed(frames) if f.filename == str(script.resolve())), None
+        )
         message = str(error).removeprefix(f"{script}: ")
         if message.startswith("several flows"):
             message = message.split(";")[0] + "; keep one @nps_flow per package"
@@ -305,4 +314,3 @@ def _line(text: str, table: str, key: str) -> int | None:
         elif in_table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
             return number
     return None
-

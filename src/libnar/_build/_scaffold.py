@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from libnar.naming import check_script_name, default_deployment_names
@@ -58,7 +58,6 @@ def write_flow_package(
         ScaffoldError: a bad name, a bad schedule, or the package folder exists already.
     """
     from libnar import __version__
-
     from libnar._build._deploy_json import check_schedule
 
     for cron in schedules:
@@ -126,7 +125,7 @@ def _custom_dockerfile(root: Path) -> str:
         "#     && rm -rf /var/lib/apt/lists/*",
     ]
     start = next(i for i, line in enumerate(lines) if line.startswith("FROM "))
-    return "\n".join([*head, *lines[1:start + 1], *system, *lines[start + 1 :]]) + "\n"
+    return "\n".join([*head, *lines[1 : start + 1], *system, *lines[start + 1 :]]) + "\n"
 
 
 def _rectangle(index: int, x1: int, y1: int, x2: int, y2: int, **tags: str) -> dict[str, object]:
@@ -138,7 +137,12 @@ def _rectangle(index: int, x1: int, y1: int, x2: int, y2: int, **tags: str) -> d
 
 def _sample(event: EventKind, name: str) -> dict[str, object]:
     """A sample event in SamaHub's delivery format, the same as libnar's `examples/events/`."""
-    sign = {"type": "polygon", "index": 4, "points": [[5, 5], [9, 5], [7, 8]], "tags": {"label": "sign"}}
+    sign = {
+        "type": "polygon",
+        "index": 4,
+        "points": [[5, 5], [9, 5], [7, 8]],
+        "tags": {"label": "sign"},
+    }
     task: dict[str, object] = {
         "id": "64b7f0c2a1e3d4f5a6b7c8d9",
         "project_id": 10423,
@@ -278,7 +282,7 @@ def test_build_is_valid() -> None:
 
 _TEST = {
     "dpp": _TEST_HEAD
-    + '''
+    + """
 
 @pytest.mark.usefixtures("prefect_server")
 def test_sample_event_goes_back_to_samahub(fake_samahub) -> None:
@@ -289,9 +293,9 @@ def test_sample_event_goes_back_to_samahub(fake_samahub) -> None:
     result = {name}(event)
     assert result.answers == event.task.answers
     assert len(fake_samahub.calls("post_processed")) == 1
-''',
+""",
     "webhook": _TEST_HEAD
-    + '''
+    + """
 
 @pytest.mark.usefixtures("prefect_server")
 def test_sample_event_is_processed() -> None:
@@ -301,12 +305,12 @@ def test_sample_event_is_processed() -> None:
         json.loads((PACKAGE / "sample_webhook_event.json").read_text())
     )
     assert {name}(event) == {{"answer_keys": ["image", "quality", "weather"]}}
-''',
+""",
     "none": _TEST_HEAD
-    + '''
+    + """
 
 @pytest.mark.usefixtures("prefect_server")
 def test_a_batch_is_processed() -> None:
     assert {name}(batch_size=3) == 3
-''',
+""",
 }
