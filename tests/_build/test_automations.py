@@ -312,7 +312,7 @@ def run_with_alerts(
         source=SOURCE.format(name=name),
     )
     [change] = deploy(tmp_path, gateway_url)
-    assert [a.action for a in change.automations] == ["created"]
+    assert {a.action for a in change.automations} == {"created"}
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
         return [
@@ -370,22 +370,28 @@ def test_failed_and_crashed_runs_are_alerted_through_a_notification_block(
     assert "out of memory" in crashed_text
 
 
-def test_a_slack_webhook_block_alerts_a_failed_run(
+def test_a_slack_webhook_block_alerts_a_failed_run_and_a_late_one(
     gateway_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Prefect's Slack block only posts to https://hooks.slack.com: a Prefect server of this
-    test's own sends its https through a loopback proxy that plays Slack (`slack_proxy`)."""
+    test's own (late-runs service on, a run is late after 1 s) sends its https through a
+    loopback proxy that plays Slack (`slack_proxy`)."""
     from prefect.blocks.notifications import SlackWebhook
+    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from libnar._local_stack import PrefectServer
     from tests._build.slack_proxy import SlackProxy
 
     slack = SlackProxy(tmp_path)
-    for key, value in slack.environment().items():
+    late = {
+        "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "1",
+        "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
+    }
+    for key, value in {**slack.environment(), **late}.items():
         monkeypatch.setenv(key, value)
-    server = PrefectServer().start()
-    for key in slack.environment():
+    server = PrefectServer(late_runs=True).start()
+    for key in {**slack.environment(), **late}:
         monkeypatch.delenv(key)
     try:
         monkeypatch.setenv("PREFECT_API_URL", server.api_url)
@@ -398,21 +404,31 @@ def test_a_slack_webhook_block_alerts_a_failed_run(
                 tmp_path,
                 gateway_url,
                 name,
-                '{on = ["failed"], block = "slack-webhook/libnar-test-slack"}',
+                '{on = ["failed"], block = "slack-webhook/libnar-test-slack"},'
+                ' {on = ["late"], block = "slack-webhook/libnar-test-slack"}',
                 [({"fail": True}, "t-slack")],
             )
             assert failed.state is not None
             assert failed.state.type.value == "FAILED"
-            [sent] = wait_for(lambda: slack.received, "the Slack alert")
+            # No worker any more: this run stays scheduled and becomes Late.
+            waiting = run_deployment(
+                f"{name}/{name}_deploy", timeout=0, tags=["project:10423", "task:t-late"]
+            )
+            sent = wait_for(lambda: len(slack.received) >= 2 and slack.received, "two Slack alerts")
     finally:
         server.stop()
         slack.close()
-    assert sent["host"] == "hooks.slack.com"
-    assert sent["path"] == "/services/T000/B000/XXXX"
-    text = json.dumps(json.loads(sent["body"]))  # Slack's JSON, the message inside
-    assert f"Flow: {name}" in text
-    assert f"Run: {failed.name} (" in text
-    assert "SamaHub project: 10423" in text
-    assert "SamaHub task: t-slack" in text
-    assert "State: Failed" in text
-    assert "the input is wrong" in text
+    texts = {}
+    for message in sent:
+        assert message["host"] == "hooks.slack.com"
+        assert message["path"] == "/services/T000/B000/XXXX"
+        text = json.dumps(json.loads(message["body"]))  # Slack's JSON, the message inside
+        texts["late" if "State: Late" in text else "failed"] = text
+    assert f"Run: {failed.name} (" in texts["failed"]
+    assert f"Flow: {name}" in texts["failed"]
+    assert "SamaHub project: 10423" in texts["failed"]
+    assert "SamaHub task: t-slack" in texts["failed"]
+    assert "State: Failed" in texts["failed"]
+    assert "the input is wrong" in texts["failed"]
+    assert f"Run: {waiting.name} (" in texts["late"]
+    assert "SamaHub task: t-late" in texts["late"]

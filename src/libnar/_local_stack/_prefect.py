@@ -29,7 +29,9 @@ def free_port() -> int:
 class PrefectServer(ChildServer):
     """Start and stop `prefect server start` on 127.0.0.1 with a temporary home.
 
-    The UI is off unless `ui=True` (`libnar dev` turns it on; tests need no UI).
+    The UI is off unless `ui=True` (`libnar dev` turns it on; tests need no UI). The late-runs
+    service is off unless `late_runs=True`: with hundreds of runs nobody picks up (a load test)
+    it locks SQLite; a test of `late` alerts turns it on.
 
     Example:
         ```python
@@ -39,12 +41,18 @@ class PrefectServer(ChildServer):
     """
 
     def __init__(
-        self, home: Path | None = None, port: int | None = None, *, ui: bool = False
+        self,
+        home: Path | None = None,
+        port: int | None = None,
+        *,
+        ui: bool = False,
+        late_runs: bool = False,
     ) -> None:
         self._tmp = None if home else tempfile.TemporaryDirectory(prefix="libnar-prefect-")
         self.home = home or Path(self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
         self.ui = ui
+        self.late_runs = late_runs
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,7 +74,7 @@ class PrefectServer(ChildServer):
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
-            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "true" if self.late_runs else "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
 
