@@ -175,6 +175,10 @@ def test_prefect_down_the_event_is_accepted_and_runs_once_prefect_is_back(
                 "/webhook-event", json=webhook_body(), headers={"x-auth-token": token}
             )
             assert first.status_code == 202
+            wait_until(  # the dispatcher has sent it: only the next event waits for Prefect
+                lambda: not list((tmp_path / "outbox" / "pending").glob("*.json")),
+                what="the first event sent",
+            )
 
             second_prefect.stop()
             answer = client.post("/webhook-event", json=body, headers={"x-auth-token": token})
