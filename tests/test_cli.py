@@ -240,6 +240,11 @@ class TestRun:
     [
         (["run", "examples/nope.py", "--event", str(DPP_EVENT)], "examples/nope.py: no such file"),
         (
+            ["run", str(BOXES), "--event", str(DPP_EVENT), "-p", "amount=custom", "-p", "cpu=2"],
+            'memory: found nothing; expected a value with amount = "custom" (e.g. "4Gi")'
+            " (give it with --param memory=VALUE)",
+        ),
+        (
             [
                 "run",
                 "examples/flows/fun/fun69/fun69_boxes_ptp/fun69_boxes_ptp.py:nothing",
@@ -313,6 +318,7 @@ class TestRun:
     ],
     ids=[
         "no-file",
+        "custom-resources-without-memory",
         "not-a-flow",
         "webhook-event-for-dpp-flow",
         "bad-param-value",

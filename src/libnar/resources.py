@@ -314,7 +314,11 @@ class RunResources:
     def problems_on(
         self, infra: str, kubernetes: Mapping[str, tuple[str, str]] | None = None
     ) -> list[tuple[str, str]]:
-        """`(parameter, message)` for each value `infra` does not take (the build's rules)."""
+        """`(parameter, message)` for each value `infra` does not take (the build's rules).
+
+        `kubernetes` gives the giver/gke maxima as `check_cpu_memory` takes them; None reads
+        them from libnar's settings.
+        """
         found: list[tuple[str, str]] = []
         vcpu, mib = self.vcpu, self.memory_mib
         if vcpu is not None and mib is not None:

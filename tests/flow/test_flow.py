@@ -146,6 +146,21 @@ def test_special_parameters_are_accepted_and_never_reach_the_function() -> None:
     assert set(calls[0]) == {"event", "min_box_px", "label"}
 
 
+def test_a_runs_own_resources_are_tagged_and_never_reach_the_function() -> None:
+    """`libnar run -p amount=...` and direct calls tag the run as the gateway does."""
+    run = read_run(fun69_echo_ptp(DPP_BODY, amount="high", return_state=True))
+    assert "amount:high" in run.tags
+    custom = fun69_echo_ptp(DPP_BODY, amount="custom", cpu="2", memory="4Gi", return_state=True)
+    assert "amount:custom" in read_run(custom).tags
+    assert [set(call) for call in calls] == [{"event", "min_box_px", "label"}] * 2
+
+
+def test_bad_resources_fail_the_call_naming_the_parameter() -> None:
+    with pytest.raises(ParameterError, match='amount: found "huge"; expected one of "very-low"'):
+        fun69_echo_ptp(DPP_BODY, amount="huge")
+    assert calls == []
+
+
 def test_no_round_leaves_the_round_tag_off() -> None:
     run = read_run(fun69_echo_ptp(DPP_BODY, no_round=True, return_state=True))
     assert not [t for t in run.tags if t.startswith("round:")]

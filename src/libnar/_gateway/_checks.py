@@ -90,20 +90,13 @@ def run_job_variables(
         ParametersRejected: the infra does not take the resources, or the deployment was not
             made by `libnar deploy` (its infra is unknown).
     """
-    from libnar.settings import get_settings
-
     if deployment.infra is None or deployment.pool_type is None:
         raise ParametersRejected(
             f"deployment {deployment.name!r} has no infra: tag (it was not made by libnar deploy),"
             " so per-run resources cannot be checked; deploy it with libnar deploy, or remove"
             " amount, cpu, memory and disk from the parameters"
         )
-    settings = get_settings()
-    maxima = {
-        "giver": (settings.giver_max_cpu, settings.giver_max_memory),
-        "gke": (settings.gke_max_cpu, settings.gke_max_memory),
-    }
-    problems = resources.problems_on(deployment.infra, maxima)
+    problems = resources.problems_on(deployment.infra)  # the Kubernetes maxima: settings
     if problems:
         raise ParametersRejected(
             f"the run's resources do not fit {deployment.infra}'s limits",

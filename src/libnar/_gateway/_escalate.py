@@ -24,7 +24,12 @@ from typing import Any
 
 from libnar._gateway._checks import run_job_variables
 from libnar._gateway._trigger import PrefectTrigger, RunRequest, _expect
-from libnar.resources import MEMORY_MESSAGE_PATTERNS, PRESETS, RunResources
+from libnar.resources import (
+    MEMORY_MESSAGE_PATTERNS,
+    PRESETS,
+    RESOURCE_PARAMETERS,
+    RunResources,
+)
 
 __all__ = ["ESCALATED_FROM", "MEMORY_MESSAGE_PATTERNS", "Escalation", "escalate", "is_memory_crash"]
 
@@ -106,7 +111,10 @@ async def escalate(trigger: PrefectTrigger, flow_run_id: str, presets: list[str]
         idempotency_key=f"{deployment.id}:escalate:{flow_run_id}",
         name=f"{name}-{wanted}",
         tags=[*kept, f"amount:{wanted}", f"{ESCALATED_FROM}{flow_run_id}"],
-        parameters=dict(run.get("parameters") or {}),
+        # Resources come from the preset alone, never from a size the crashed run was given.
+        parameters={
+            k: v for k, v in (run.get("parameters") or {}).items() if k not in RESOURCE_PARAMETERS
+        },
         job_variables=job_variables,
     )
     created = await trigger.create_run(deployment, request)

@@ -37,7 +37,7 @@ from libnar.flow._sama_io import (
     result_to_send,
 )
 from libnar.naming import FlowNameError, check_flow_name
-from libnar.runs import ClaimReference, run_name, run_tags
+from libnar.runs import RESOURCE_PARAMETERS, ClaimReference, run_name, run_tags
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient, SyncPrefectClient
@@ -126,8 +126,14 @@ class NpsFlow(Flow[P, R]):
         try:
             prepared = prepare_call(self.signature, parameters)
         except ParameterError:
-            if any(name not in self.signature.accepted for name in parameters):
-                raise  # as Prefect does for unknown arguments: no run is created
+            if any(
+                name not in self.signature.accepted or name in RESOURCE_PARAMETERS
+                for name in parameters
+            ):
+                # As Prefect does for unknown arguments: no run is created. Resources are not
+                # in the signature Prefect sees (a run's size is set where the run is created),
+                # so Prefect could not record such a call either.
+                raise
             # Let Prefect's engine record the failed run; it raises the same error.
             return call_prefect(return_state=return_state, wait_for=wait_for, **parameters)
         values = prepared.as_parameters(self.signature)
@@ -248,10 +254,13 @@ def _arguments(signature: FlowSignature, prepared: PreparedCall) -> dict[str, An
 
 
 def _run_tags(prepared: PreparedCall) -> list[str]:
-    """Tags that let the Prefect UI filter runs by project, task, source, state and round."""
+    """Tags that let the Prefect UI filter runs by project, task, source, state, round and the
+    run's own resources (`amount:`), as the gateway tags the runs it creates."""
     if prepared.event is None:
         return []
-    return run_tags(prepared.event, no_round=prepared.no_round)
+    return run_tags(
+        prepared.event, no_round=prepared.no_round, resources=prepared.special.resources
+    )
 
 
 def _missing_tags(prepared: PreparedCall) -> tuple[Any, list[str]] | None:
