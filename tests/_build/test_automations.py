@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,15 @@ SOURCE = """
 from libnar import nps_flow
 
 @nps_flow
-def {name}(mib: int = 10, fail: bool = False) -> int:
+def {name}(mib: int = 10, fail: bool = False, note: dict | None = None) -> int:
     if fail:
         raise ValueError("the input is wrong")
     block = bytearray(mib * 1024 * 1024)
     return len(block) // (1024 * 1024)
 """
 TEMPLATE = {"local": base_job_template("local", python=sys.executable)}
+#: A Prefect placeholder as a sender could put it in an event: 49 if ever evaluated.
+PLACEHOLDER = '{"__prefect_kind": "jinja", "template": "{{ 7 * 7 }}"}'
 #: Bound on every wait: a run starts within seconds; an automation fires within seconds.
 WAIT = 60.0
 
@@ -56,6 +59,21 @@ def deploy(root: Path, gateway_url: str, **settings: Any) -> list[Any]:
             plan, create_pools=True, pool_templates=TEMPLATE, settings=Settings(**values)
         )
     return changes
+
+
+def write_flow(tmp_path: Path, name: str, config: str) -> Path:
+    """A flow package `name` running `SOURCE` with `[sama-build]` lines `config`."""
+    return write_package(tmp_path, config, name=name, source=SOURCE.format(name=name))
+
+
+@contextmanager
+def local_worker(tmp_path: Path) -> Iterator[None]:
+    """A real worker on libnar's local process pool, its log in `tmp_path/worker.log`."""
+    from libnar._local_stack import WorkerProcess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+        yield
 
 
 def runs_of(flow: str) -> list[Any]:
@@ -113,12 +131,7 @@ def automations_named(prefix: str) -> list[dict[str, Any]]:
 
 def test_deploy_keeps_automations_in_step(gateway_url: str, tmp_path: Path) -> None:
     name = "fun69_steady_ptp"
-    package = write_package(
-        tmp_path,
-        'amount = "low"\nescalate = ["med", "high"]',
-        name=name,
-        source=SOURCE.format(name=name),
-    )
+    package = write_flow(tmp_path, name, 'amount = "low"\nescalate = ["med", "high"]')
     prefix = automation_prefix(name, f"{name}_deploy")
     [first] = deploy(tmp_path, gateway_url)
     assert [(a.name, a.action) for a in first.automations] == [(f"{prefix}escalate", "created")]
@@ -147,7 +160,7 @@ def test_escalation_needs_the_gateway_settings(gateway_url: str, tmp_path: Path)
     from libnar._build import DeployError
 
     name = "fun69_nogate_ptp"
-    write_package(tmp_path, 'escalate = ["med"]', name=name, source=SOURCE.format(name=name))
+    write_flow(tmp_path, name, 'escalate = ["med"]')
     with pytest.raises(DeployError, match="LIBNAR_GATEWAY_PUBLIC_URL"):
         deploy(tmp_path, gateway_url, gateway_public_url=None)
 
@@ -158,21 +171,15 @@ def test_a_run_out_of_memory_is_rerun_once_with_the_next_preset(
     """very-low (512Mi) crashes at 700 MiB; low (2Gi) completes; a repeated trigger is one run."""
     from prefect.deployments import run_deployment
 
-    from libnar._local_stack import WorkerProcess
-
     name = "fun69_grow_ptp"
-    write_package(
-        tmp_path,
-        'amount = "very-low"\nescalate = ["low"]',
-        name=name,
-        source=SOURCE.format(name=name),
-    )
+    write_flow(tmp_path, name, 'amount = "very-low"\nescalate = ["low"]')
     deploy(tmp_path, gateway_url)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+    with local_worker(tmp_path):
         first = run_deployment(
             f"{name}/{name}_deploy",
-            parameters={"mib": 700},
+            # A sender's placeholder, sent literally (as the gateway does): it must stay text
+            # in the re-run too, never be evaluated by Prefect.
+            parameters={"mib": 700, "note": {"__prefect_kind": "json", "value": PLACEHOLDER}},
             timeout=0,
             tags=["project:10423", "task:t-700"],
         )
@@ -195,6 +202,7 @@ def test_a_run_out_of_memory_is_rerun_once_with_the_next_preset(
     assert crashed.job_variables == {}  # the deployment's: very-low
     assert rerun.job_variables == {"cpu": "1", "memory": "2Gi"}  # low, in the pool's units
     assert {"amount:low", f"escalated-from:{crashed.id}", "project:10423"} <= set(rerun.tags)
+    assert crashed.parameters["note"] == json.loads(PLACEHOLDER)
     assert rerun.parameters == crashed.parameters
     assert rerun.name == f"{crashed.name}-low"
     assert rerun.idempotency_key == f"{rerun.deployment_id}:escalate:{crashed.id}"
@@ -226,18 +234,10 @@ def test_a_run_out_of_memory_is_rerun_once_with_the_next_preset(
 def test_other_failures_are_not_escalated(gateway_url: str, tmp_path: Path) -> None:
     from prefect.deployments import run_deployment
 
-    from libnar._local_stack import WorkerProcess
-
     name = "fun69_wrong_ptp"
-    write_package(
-        tmp_path,
-        'amount = "very-low"\nescalate = ["low"]',
-        name=name,
-        source=SOURCE.format(name=name),
-    )
+    write_flow(tmp_path, name, 'amount = "very-low"\nescalate = ["low"]')
     deploy(tmp_path, gateway_url)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+    with local_worker(tmp_path):
         failed = run_deployment(f"{name}/{name}_deploy", parameters={"fail": True}, timeout=120)
     assert failed.state is not None
     assert failed.state.type.value == "FAILED"
@@ -303,18 +303,10 @@ def run_with_alerts(
     `(parameters, task id)`; return the finished runs."""
     from prefect.deployments import run_deployment
 
-    from libnar._local_stack import WorkerProcess
-
-    write_package(
-        tmp_path,
-        f'amount = "very-low"\nnotify = [{notify}]',
-        name=name,
-        source=SOURCE.format(name=name),
-    )
+    write_flow(tmp_path, name, f'amount = "very-low"\nnotify = [{notify}]')
     [change] = deploy(tmp_path, gateway_url)
     assert {a.action for a in change.automations} == {"created"}
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    with WorkerProcess("libnar-local", env, log=tmp_path / "worker.log"):
+    with local_worker(tmp_path):
         return [
             run_deployment(
                 f"{name}/{name}_deploy",
