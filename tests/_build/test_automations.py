@@ -219,16 +219,60 @@ def test_a_run_out_of_memory_is_rerun_once_with_the_next_preset(
     assert again.status_code == 200, again.text
     assert again.json()["flow_run_id"] == str(rerun.id)
     assert again.json()["duplicate"] is True
-    # After the last preset: nothing more.
-    last = httpx.post(
+    assert again.json()["outcome"] == "repeated"
+    assert escalations(gateway_url)["repeated"] >= 1
+    # The re-run completed: asked again, there is nothing to escalate.
+    done = httpx.post(
         f"{gateway_url}/escalate",
         json={"flow_run_id": str(rerun.id), "presets": ["very-low", "low"]},
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         timeout=30,
     )
-    assert last.json()["escalated"] is False
+    assert done.json()["escalated"] is False
+    assert done.json()["outcome"] == "not_memory"
     time.sleep(3)  # room for a wrong extra run to appear
     assert len(runs_of(name)) == 2
+
+
+def escalations(gateway_url: str) -> dict[str, float]:
+    """`libnar_gateway_escalations_total` by outcome, from the gateway's `/metrics`."""
+    found: dict[str, float] = {}
+    for line in httpx.get(f"{gateway_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith('libnar_gateway_escalations_total{outcome="'):
+            outcome, value = line.split('"')[1], line.rsplit(" ", 1)[1]
+            found[outcome] = float(value)
+    return found
+
+
+def test_a_run_out_of_memory_at_the_last_preset_is_not_rerun(
+    gateway_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2.5 GiB crashes under very-low, then under low (2Gi), the last preset: two runs, no
+    third; the gateway counts it (its alert) and logs a warning."""
+    from prefect.deployments import run_deployment
+
+    name = "fun69_huge_ptp"
+    write_flow(tmp_path, name, 'amount = "very-low"\nescalate = ["low"]')
+    deploy(tmp_path, gateway_url)
+    before = escalations(gateway_url).get("last_preset", 0.0)
+    with local_worker(tmp_path):
+        run_deployment(f"{name}/{name}_deploy", parameters={"mib": 2560}, timeout=0)
+        runs = wait_for(
+            lambda: (
+                (found := runs_of(name))
+                and len(found) == 2
+                and all(r.state is not None and r.state.is_final() for r in found)
+                and escalations(gateway_url).get("last_preset", 0.0) > before
+                and found
+            ),
+            "two crashed runs and the last preset counted",
+        )
+        time.sleep(3)  # room for a wrong third run to appear
+    assert [r.state.type.value for r in runs] == ["CRASHED", "CRASHED"]
+    assert runs[1].job_variables == {"cpu": "1", "memory": "2Gi"}
+    assert "out of memory" in (runs[1].state.message or "")
+    assert len(runs_of(name)) == 2
+    assert f"flow run {runs[1].id} ran out of memory at its last preset" in caplog.text
 
 
 def test_other_failures_are_not_escalated(gateway_url: str, tmp_path: Path) -> None:
@@ -248,6 +292,7 @@ def test_other_failures_are_not_escalated(gateway_url: str, tmp_path: Path) -> N
         timeout=30,
     )
     assert answer.json()["escalated"] is False
+    assert answer.json()["outcome"] == "not_memory"
     time.sleep(5)  # the automation had its chance: it must not match
     assert len(runs_of(name)) == 1
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from libnar._gateway._checks import run_job_variables
 from libnar._gateway._trigger import PrefectTrigger, RunRequest, _expect
@@ -46,26 +46,40 @@ def is_memory_crash(state_type: str | None, message: str | None) -> bool:
     return state_type in ("CRASHED", "FAILED") and bool(_MEMORY.search(message or ""))
 
 
+#: What one call of `/escalate` came to (the `outcome` of its answer and metric).
+Outcome = Literal["escalated", "repeated", "last_preset", "not_memory", "not_listed"]
+
+
 @dataclass(frozen=True)
 class Escalation:
-    """What `/escalate` did: the new run, or why there is none."""
+    """What `/escalate` did: the new run, or why there is none.
 
-    escalated: bool
+    `outcome`: `escalated` (a new run), `repeated` (the trigger came again: the run made the
+    first time), `last_preset` (out of memory at the last preset: nothing more runs, an operator
+    must look), `not_memory` (another failure), `not_listed` (a preset outside the list).
+    """
+
+    outcome: Outcome
     reason: str
     flow_run_id: str | None = None
     flow_run_name: str | None = None
     amount: str | None = None
-    duplicate: bool = False
+
+    @property
+    def escalated(self) -> bool:
+        """A run with the next preset exists (made now or the first time)."""
+        return self.outcome in ("escalated", "repeated")
 
     def body(self) -> dict[str, Any]:
         """The JSON answer."""
         return {
             "escalated": self.escalated,
+            "outcome": self.outcome,
             "reason": self.reason,
             "flow_run_id": self.flow_run_id,
             "flow_run_name": self.flow_run_name,
             "amount": self.amount,
-            "duplicate": self.duplicate,
+            "duplicate": self.outcome == "repeated",
         }
 
 
@@ -82,20 +96,22 @@ async def escalate(trigger: PrefectTrigger, flow_run_id: str, presets: list[str]
     run = await _get(trigger, f"flow_runs/{flow_run_id}", f"flow run {flow_run_id}")
     state = run.get("state") or {}
     if not is_memory_crash(state.get("type"), state.get("message")):
-        return Escalation(False, "the run did not end out of memory: not escalated")
+        return Escalation("not_memory", "the run did not end out of memory: not escalated")
     if not run.get("deployment_id"):
         raise LookupError(f"flow run {flow_run_id} has no deployment to run again")
     tags: list[str] = list(run.get("tags") or [])
     amounts = [t.removeprefix("amount:") for t in tags if t.startswith("amount:")]
     current = amounts[-1] if amounts else (presets[0] if presets else None)
     if current not in presets:
-        return Escalation(False, f"the run's amount {current!r} is not in the escalation list")
+        return Escalation(
+            "not_listed", f"the run's amount {current!r} is not in the escalation list"
+        )
     position = presets.index(current)
     if position + 1 >= len(presets):
-        return Escalation(False, f"{current!r} is the last preset: no further run")
+        return Escalation("last_preset", f"{current!r} is the last preset: no further run")
     wanted = presets[position + 1]
     if wanted not in PRESETS:
-        return Escalation(False, f"{wanted!r} is not a preset")
+        return Escalation("not_listed", f"{wanted!r} is not a preset")
 
     body = await _get(
         trigger, f"deployments/{run['deployment_id']}", f"deployment {run['deployment_id']}"
@@ -119,12 +135,11 @@ async def escalate(trigger: PrefectTrigger, flow_run_id: str, presets: list[str]
     )
     created = await trigger.create_run(deployment, request)
     return Escalation(
-        True,
+        "repeated" if created.duplicate else "escalated",
         f"re-run with {wanted!r} after {current!r} ran out of memory",
         flow_run_id=created.flow_run_id,
         flow_run_name=created.flow_run_name,
         amount=wanted,
-        duplicate=created.duplicate,
     )
 
 

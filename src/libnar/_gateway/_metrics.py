@@ -113,12 +113,23 @@ class GatewayMetrics:
             registry=registry,
             buckets=_LATENCY_BUCKETS,
         )
+        self.escalations = Counter(
+            "libnar_gateway_escalations",
+            "Calls of /escalate (runs out of memory) by outcome: escalated, repeated,"
+            " last_preset (nothing more runs: look at it), not_memory, not_listed.",
+            ["outcome"],
+            registry=registry,
+        )
         self.prefect_errors = Counter(
             "libnar_gateway_prefect_errors",
             "Calls to Prefect's API that failed, by operation and kind (unavailable, unexpected).",
             ["operation", "kind"],
             registry=registry,
         )
+
+    def count_escalation(self, outcome: str) -> None:
+        """Count one `/escalate` call by its outcome."""
+        self.escalations.labels(outcome=outcome).inc()
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format (every worker's, in multiprocess mode)."""

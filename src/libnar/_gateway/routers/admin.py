@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from libnar.naming import (
 
 __all__ = ["router"]
 
+logger = logging.getLogger("libnar.gateway")
 router = APIRouter(tags=["admin"], dependencies=[AdminKey])
 
 
@@ -152,4 +154,11 @@ async def post_escalate(
             f"Prefect failed: {exc}",
             retry_after=config.settings.gateway_retry_after_seconds,
         ) from None
+    service.metrics.count_escalation(done.outcome)
+    if done.outcome == "last_preset":
+        logger.warning(
+            "escalate: flow run %s ran out of memory at its last preset; no further run (%s)",
+            wanted.flow_run_id,
+            done.reason,
+        )
     return done.body()
