@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libnar.events import DppEvent, EventProblem, WebhookEvent, parse_event
+from libnar.events import DppEvent, EventError, EventProblem, WebhookEvent, parse_event
 
 __all__ = ["TriggerRefused", "TriggeredRun", "trigger_run", "trigger_run_async", "watch_run"]
 
@@ -168,8 +168,6 @@ def _event(
             event = path.read_bytes()
         except OSError as exc:
             raise TriggerRefused(f"--event {path}: {exc.strerror}") from None
-    from libnar.events import EventError
-
     try:
         return parse_event(event)
     except EventError as exc:

@@ -18,12 +18,13 @@ After the last preset, and for any other failure, nothing is created.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from libnar._gateway._checks import run_job_variables
-from libnar._gateway._trigger import PrefectTrigger, RunRequest, _expect
+from libnar._gateway._trigger import PrefectTrigger, RunRequest
 from libnar.resources import (
     MEMORY_MESSAGE_PATTERNS,
     PRESETS,
@@ -93,7 +94,8 @@ async def escalate(trigger: PrefectTrigger, flow_run_id: str, presets: list[str]
         ParametersRejected: the next preset does not fit the deployment's infra.
         TriggerError: Prefect failed.
     """
-    run = await _get(trigger, f"flow_runs/{flow_run_id}", f"flow run {flow_run_id}")
+    read = functools.partial(trigger.read, operation="escalate_read")
+    run = await read(f"flow_runs/{flow_run_id}", f"flow run {flow_run_id}")
     state = run.get("state") or {}
     if not is_memory_crash(state.get("type"), state.get("message")):
         return Escalation("not_memory", "the run did not end out of memory: not escalated")
@@ -113,10 +115,8 @@ async def escalate(trigger: PrefectTrigger, flow_run_id: str, presets: list[str]
     if wanted not in PRESETS:
         return Escalation("not_listed", f"{wanted!r} is not a preset")
 
-    body = await _get(
-        trigger, f"deployments/{run['deployment_id']}", f"deployment {run['deployment_id']}"
-    )
-    flow = await _get(trigger, f"flows/{body['flow_id']}", f"flow {body['flow_id']}")
+    body = await read(f"deployments/{run['deployment_id']}", f"deployment {run['deployment_id']}")
+    flow = await read(f"flows/{body['flow_id']}", f"flow {body['flow_id']}")
     deployment = await trigger.deployment(str(flow["name"]), str(body["name"]))
     job_variables = run_job_variables(deployment, RunResources(amount=wanted), "escalate")
     kept = [t for t in tags if not t.startswith(("amount:", ESCALATED_FROM))]
@@ -141,12 +141,3 @@ async def escalate(trigger: PrefectTrigger, flow_run_id: str, presets: list[str]
         flow_run_name=created.flow_run_name,
         amount=wanted,
     )
-
-
-async def _get(trigger: PrefectTrigger, path: str, what: str) -> dict[str, Any]:
-    response = await trigger._send("GET", path, operation="escalate_read")
-    if response.status_code == 404:
-        raise LookupError(f"{what} does not exist on the Prefect API")
-    _expect(response, 200)
-    found: dict[str, Any] = response.json()
-    return found

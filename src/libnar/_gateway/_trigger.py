@@ -421,6 +421,20 @@ class PrefectTrigger:
         kind = response.json().get("type")
         return str(kind) if kind else None
 
+    async def read(self, path: str, what: str, *, operation: str = "read") -> dict[str, Any]:
+        """One object of Prefect's API (`flow_runs/<id>`, `deployments/<id>`...).
+
+        Raises:
+            LookupError: Prefect has no such object (`what` names it).
+            TriggerError: Prefect failed.
+        """
+        response = await self._send("GET", path, operation=operation)
+        if response.status_code == 404:
+            raise LookupError(f"{what} does not exist on the Prefect API")
+        _expect(response, 200)
+        found: dict[str, Any] = response.json()
+        return found
+
     # -- runs --------------------------------------------------------------------------------
 
     async def create_runs(
