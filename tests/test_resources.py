@@ -198,3 +198,17 @@ def test_escalate_and_notify_are_read() -> None:
 
 def test_parse_run_resources_without_any_is_none() -> None:
     assert parse_run_resources({"other": 1}) == (None, [])
+
+
+@pytest.mark.parametrize("key", ["amount", "cpu", "memory", "disk"])
+def test_a_huge_resource_value_is_refused_short(key: str) -> None:
+    """A sender's 100,000-character value is refused without being echoed whole."""
+    others = {} if key == "amount" else {"amount": "custom", "cpu": "1", "memory": "2Gi"}
+    given = {**others, key: "9" * 100_000}
+    resources, problems = parse_run_resources(given)
+    assert resources is None
+    [(found_key, found, expected)] = problems
+    assert found_key == key
+    assert expected == 'at most 32 characters, e.g. "high", "4Gi"'
+    assert found.startswith('"999')
+    assert len(found) <= 80

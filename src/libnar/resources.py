@@ -34,6 +34,7 @@ __all__ = [
     "AMOUNTS",
     "DISK_LIMITS_MIB",
     "ECS_MEMORY_MIB",
+    "MAX_RESOURCE_TEXT",
     "MEMORY_MESSAGE_PATTERNS",
     "PRESETS",
     "RESOURCE_PARAMETERS",
@@ -335,6 +336,11 @@ class RunResources:
         return found
 
 
+#: The longest text a resource parameter may hold ("very-low", "500m", "120Gi" are short): a
+#: longer one is refused before it is parsed, and shown shortened.
+MAX_RESOURCE_TEXT = 32
+
+
 def parse_run_resources(
     values: Mapping[str, Any],
 ) -> tuple[RunResources | None, list[tuple[str, str, str]]]:
@@ -353,6 +359,11 @@ def parse_run_resources(
             value = str(value)
         if not isinstance(value, str):
             problems.append((key, _shown(value), "a string in quotes"))
+            continue
+        if len(value) > MAX_RESOURCE_TEXT:  # a sender's value: never echoed whole
+            problems.append(
+                (key, _shown(value), f'at most {MAX_RESOURCE_TEXT} characters, e.g. "high", "4Gi"')
+            )
             continue
         text[key] = value
     amount = text.get("amount")
@@ -392,8 +403,10 @@ def parse_run_resources(
 
 
 def _shown(value: Any) -> str:
+    """A sender's value as JSON, at most 80 characters."""
     try:
-        return json.dumps(value)[:80]
+        text = json.dumps(value)
+        return text if len(text) <= 80 else text[:77] + "..."
     except (TypeError, ValueError):
         return type(value).__name__
 

@@ -133,3 +133,16 @@ def test_resources_on_a_deployment_libnar_did_not_make_are_refused(
     answer = client.post("/webhook-event", json=webhook_body(), headers={"x-auth-token": token})
     assert answer.status_code == 422
     assert "libnar deploy" in answer.json()["detail"]
+
+
+def test_a_huge_resource_value_is_a_short_422(client: httpx.Client) -> None:
+    """A sender's 100,000-character `memory` in DPP parameters (a token that big is refused
+    with its headers) is refused, and not echoed back whole."""
+    huge = {"amount": "custom", "cpu": "1", "memory": "9" * 100_000}
+    body = dpp_body("res_dpp_ptp", parameters={"dep_name": "dpp_on_narwhal", **huge})
+    answer = client.post("/dpp-event", json=body, headers={"Authorization": f"Bearer {DPP_KEY}"})
+    assert answer.status_code == 422
+    [problem] = answer.json()["problems"]
+    assert problem["path"] == "parameters.memory"
+    assert "at most 32 characters" in problem["expected"]
+    assert len(answer.content) < 2_000
